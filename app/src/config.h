@@ -1,0 +1,70 @@
+#pragma once
+// The daemon's settings: defaults, the YAML file, then MESHHOOK_STATS_<PATH> environment
+// variables, in that order. Every problem is a ConfigError naming file, line and field.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace meshhook::app {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ListenerConfig {
+  std::string listen;  // "host:port"; empty = disabled (metrics then served on the API listener)
+  int threads = 8;
+  int request_timeout_ms = 10000;  // per request, slow-loris guard
+  std::string tls_certificate;     // PEM with key; empty = plain HTTP
+};
+
+struct Config {
+  std::string source;  // the file it came from ("" = defaults only)
+
+  ListenerConfig api{"127.0.0.1:9470", 16, 10000, ""};
+  ListenerConfig metrics{"127.0.0.1:9471", 2, 10000, ""};
+  std::string metrics_path = "/metrics";
+  std::string metrics_bearer_token_sha256;  // empty = no auth on /metrics
+
+  std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  std::string log_format = "text";  // text or json
+
+  std::vector<double> buckets;  // seconds; default: RunMetricsOptions::default_buckets()
+  std::size_t max_series_per_family = 10000;
+  std::size_t max_label_value_length = 128;
+  bool exemplars = true;
+
+  std::vector<std::string> ingest_token_sha256;  // lower-case hex SHA-256 of each token
+  std::size_t ingest_max_body_bytes = 4 * 1024 * 1024;
+  std::size_t ingest_max_batch = 5000;
+
+  std::string database_url;  // empty = metrics only, nothing stored
+  int database_pool_size = 4;
+  std::string spool_dir = "var/spool";
+  std::uint64_t spool_max_bytes = 1ull << 30;
+  std::uint64_t spool_segment_bytes = 64ull << 20;
+  int spool_group_commit_us = 1000;
+  std::size_t writer_batch_rows = 20000;
+  int writer_batch_interval_ms = 200;
+  int writer_max_backoff_ms = 10000;
+  int retention_days = 0;  // 0 = keep forever
+  bool tail_enabled = false;
+  int tail_interval_ms = 1000;
+};
+
+/// Loads path (defaults when path is empty), then applies the environment (envp-style
+/// entries, usually `environ`). Throws ConfigError.
+Config load_config(const std::string& path, char** envp);
+
+/// Every setting's dotted path, for --help and the docs.
+std::vector<std::string> config_keys();
+
+/// MESHHOOK_STATS_<PATH>: "ingest.max_body_bytes" -> "MESHHOOK_STATS_INGEST_MAX_BODY_BYTES".
+std::string env_name(const std::string& key);
+
+}  // namespace meshhook::app

@@ -1,0 +1,16 @@
+# meshhook_target_options(<target>): warnings, sanitizers and coverage for one of our targets.
+# Set per target so that including this project never changes a parent's flags.
+function(meshhook_target_options target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  if(MESHHOOK_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(MESHHOOK_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${MESHHOOK_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${MESHHOOK_SANITIZE})
+  endif()
+  if(MESHHOOK_COVERAGE)
+    target_compile_options(${target} PRIVATE --coverage -O0)
+    target_link_options(${target} PRIVATE --coverage)
+  endif()
+endfunction()

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# A Postgres 15 cluster owned by the project: scripts/pg.sh start|stop|status DATADIR PORT
+# Runs as the `postgres` user (Postgres refuses root), listens on 127.0.0.1 only, trusts
+# loopback connections (a private development/test cluster), and is stopped by its own PID.
+set -euo pipefail
+cmd=${1:?usage: pg.sh start|stop|status DATADIR [PORT]}
+datadir=${2:?DATADIR}
+port=${3:-54329}
+bindir=/usr/lib/postgresql/15/bin
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "$cmd" in
+start)
+  mkdir -p "$datadir"
+  datadir=$(cd "$datadir" && pwd)
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$datadir"
+  chmod 700 "$datadir"
+  if [ ! -f "$datadir/PG_VERSION" ]; then
+    as_pg "$bindir/initdb" -D "$datadir" -U postgres --auth=trust --encoding=UTF8 \
+      --locale=C.UTF-8 >"$datadir.initdb.log" 2>&1 || { cat "$datadir.initdb.log" >&2; exit 1; }
+  fi
+  if as_pg "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+    echo "pg: already running on port $(sed -n 4p "$datadir/postmaster.pid")"
+    exit 0
+  fi
+  as_pg "$bindir/pg_ctl" -D "$datadir" -w -t 60 -l "$datadir/server.log" start \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $datadir -c fsync=${PG_FSYNC:-on} \
+        -c max_connections=200 -c shared_buffers=256MB -c logging_collector=off" >/dev/null
+  for _ in $(seq 1 60); do
+    "$bindir/pg_isready" -h 127.0.0.1 -p "$port" -q && break
+    sleep 0.5
+  done
+  psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qtAc \
+    "select 1 from pg_database where datname='meshhook_stats'" | grep -q 1 ||
+    psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "create database meshhook_stats"
+  echo "pg: running on 127.0.0.1:$port (pid $(head -1 "$datadir/postmaster.pid"))"
+  ;;
+stop)
+  if [ -f "$datadir/postmaster.pid" ]; then
+    as_pg "$bindir/pg_ctl" -D "$datadir" -w -t 60 -m "${PG_STOP_MODE:-fast}" stop >/dev/null || true
+  fi
+  ;;
+status)
+  as_pg "$bindir/pg_ctl" -D "$datadir" status
+  ;;
+*)
+  echo "usage: pg.sh start|stop|status DATADIR [PORT]" >&2; exit 2 ;;
+esac
