@@ -18,8 +18,12 @@ struct IngestError {
 };
 
 struct RunEventParseResult {
-  std::vector<RunEvent> events;      // all of them, or none when errors is non-empty
-  std::vector<IngestError> errors;   // every bad item and field
+  std::vector<RunEvent> events;     // all of them, or none when errors is non-empty
+  std::vector<IngestError> errors;  // every bad item and field (at most kMaxErrors)
+  bool too_many = false;            // the batch has more than max_batch events (HTTP 413)
+
+  static constexpr std::size_t kMaxErrors = 100;
+  bool ok() const noexcept { return errors.empty(); }
 };
 
 struct RunEventParserOptions {
@@ -39,6 +43,7 @@ class RunEventParser {
   RunEventParser& operator=(const RunEventParser&) = delete;
 
   RunEventParseResult parse(std::string_view body, std::int64_t now_us);
+  const RunEventParserOptions& options() const noexcept { return options_; }
 
  private:
   struct Impl;

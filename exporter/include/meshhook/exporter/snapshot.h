@@ -21,13 +21,17 @@ struct Exemplar {
 
 struct SeriesSnapshot {
   std::vector<std::string> label_values;  // in the order of FamilySnapshot::label_names
+  // The label pairs already rendered and escaped, name="value",... without braces (the same
+  // in both formats). Families fill it once per series at creation; empty means "render from
+  // label_values".
+  std::string rendered_labels;
   double value = 0;                        // counter and gauge
   // Histograms: cumulative counts, one per bound plus the +Inf bucket last.
   std::vector<std::uint64_t> cumulative_counts;
   double sum = 0;
   std::uint64_t count = 0;
-  // Histograms: one optional exemplar per bucket (same size as cumulative_counts).
-  // Counters: at most one element.
+  // Histograms: one optional exemplar per bucket (same size as cumulative_counts), or empty
+  // when the series has no exemplar at all. Counters: at most one element.
   std::vector<std::optional<Exemplar>> exemplars;
 };
 

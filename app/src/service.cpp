@@ -1,0 +1,159 @@
+#include "service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "http_server.h"
+#include "meshhook/bridge/ingest_api.h"
+#include "meshhook/bridge/run_sink.h"
+#include "meshhook/exporter/exposition.h"
+#include "meshhook/exporter/process_metrics.h"
+#include "meshhook/exporter/registry.h"
+#include "meshhook/exporter/run_metrics.h"
+
+namespace meshhook::app {
+namespace {
+
+const std::vector<double> kRequestBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                             0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+bridge::HttpResponse method_not_allowed(std::string_view allow) {
+  auto r = bridge::json_error(405, "method_not_allowed", "use " + std::string(allow));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+bool is_read(const bridge::HttpRequest& r) { return r.method == "GET" || r.method == "HEAD"; }
+
+}  // namespace
+
+struct Service::Impl {
+  Config config;
+  exporter::Registry registry;
+  exporter::RunMetrics run_metrics;
+  exporter::HistogramFamily& request_durations;
+  std::unique_ptr<bridge::RunSink> sink;
+  std::unique_ptr<bridge::IngestApi> ingest;
+  std::unique_ptr<bridge::TokenSet> metrics_token;
+  std::unique_ptr<HttpServer> api;
+  std::unique_ptr<HttpServer> metrics;
+  std::atomic<std::size_t> last_exposition_size{64 * 1024};
+
+  explicit Impl(Config c)
+      : config(std::move(c)),
+        run_metrics(registry, exporter::RunMetricsOptions{config.buckets,
+                                                          config.max_series_per_family,
+                                                          config.max_label_value_length,
+                                                          config.exemplars}),
+        request_durations(registry.add_histogram(
+            {.name = "meshhook_stats_http_request_duration_seconds",
+             .help = "HTTP requests served, by route and status code.",
+             .unit = "seconds",
+             .label_names = {"route", "code"}},
+            kRequestBuckets)) {
+    exporter::add_process_metrics(registry, MESHHOOK_VERSION, MESHHOOK_REVISION);
+    sink = std::make_unique<bridge::DiscardingRunSink>();
+    ingest = std::make_unique<bridge::IngestApi>(
+        bridge::IngestOptions{config.ingest_max_body_bytes, config.ingest_max_batch},
+        bridge::TokenSet(config.ingest_token_sha256), *sink, run_metrics, registry);
+    if (!config.metrics_bearer_token_sha256.empty()) {
+      metrics_token = std::make_unique<bridge::TokenSet>(
+          std::vector<std::string>{config.metrics_bearer_token_sha256});
+    }
+  }
+
+  bridge::HttpResponse serve_metrics(const bridge::HttpRequest& r) {
+    if (!is_read(r)) return method_not_allowed("GET");
+    if (metrics_token && !metrics_token->matches(bridge::bearer_token(r.header("Authorization")))) {
+      auto resp = bridge::json_error(401, "unauthorized", "this /metrics needs a bearer token");
+      resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"meshhook-stats metrics\"");
+      return resp;
+    }
+    const auto format = exporter::negotiate_format(r.header("Accept"));
+    bridge::HttpResponse resp;
+    resp.content_type = std::string(exporter::content_type(format));
+    std::string text;
+    text.reserve(last_exposition_size.load(std::memory_order_relaxed) * 9 / 8);
+    exporter::serialize(text, registry.collect(), format);
+    last_exposition_size.store(text.size(), std::memory_order_relaxed);
+    if (exporter::accepts_gzip(r.header("Accept-Encoding"))) {
+      resp.body = exporter::gzip(text);
+      resp.headers.emplace_back("Content-Encoding", "gzip");
+    } else {
+      resp.body = std::move(text);
+    }
+    resp.headers.emplace_back("Vary", "Accept, Accept-Encoding");
+    return resp;
+  }
+
+  bridge::HttpResponse healthz(const bridge::HttpRequest& r) {
+    if (!is_read(r)) return method_not_allowed("GET");
+    return {200, "application/json", R"({"status":"ok"})", {}};
+  }
+
+  bridge::HttpResponse readyz(const bridge::HttpRequest& r) {
+    if (!is_read(r)) return method_not_allowed("GET");
+    nlohmann::json body{{"status", "ready"},
+                        {"database", config.database_url.empty() ? "not configured" : "ok"}};
+    return {200, "application/json", body.dump(), {}};
+  }
+
+  void add_metrics_routes(HttpServer& server) {
+    server.add({config.metrics_path, "metrics",
+                [this](const bridge::HttpRequest& r) { return serve_metrics(r); }});
+  }
+};
+
+Service::Service(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Service::~Service() { stop(); }
+
+void Service::start() {
+  auto& c = impl_->config;
+  impl_->api = std::make_unique<HttpServer>("api", c.api, impl_->request_durations);
+  impl_->api->add({"/api/v1/runs", "/api/v1/runs",
+                   [this](const bridge::HttpRequest& r) { return impl_->ingest->handle(r); },
+                   c.ingest_max_body_bytes});
+  impl_->api->add(
+      {"/healthz", "/healthz", [this](const bridge::HttpRequest& r) { return impl_->healthz(r); }});
+  impl_->api->add(
+      {"/readyz", "/readyz", [this](const bridge::HttpRequest& r) { return impl_->readyz(r); }});
+  if (c.metrics.listen.empty()) {
+    impl_->add_metrics_routes(*impl_->api);
+  } else {
+    impl_->metrics = std::make_unique<HttpServer>("metrics", c.metrics, impl_->request_durations);
+    impl_->add_metrics_routes(*impl_->metrics);
+    impl_->metrics->add({"/healthz", "/healthz",
+                         [this](const bridge::HttpRequest& r) { return impl_->healthz(r); }});
+  }
+  impl_->api->start();
+  if (impl_->metrics) impl_->metrics->start();
+  if (c.ingest_token_sha256.empty()) {
+    spdlog::warn("no ingest token is configured (ingest.token_sha256): POST /api/v1/runs "
+                 "answers 401 to everyone");
+  }
+  if (c.database_url.empty()) {
+    spdlog::warn("no database is configured (database.url): runs are observed in /metrics "
+                 "but not stored");
+  }
+  for (const auto& line : urls()) spdlog::info("serving {}", line);
+}
+
+void Service::stop() {
+  if (!impl_) return;
+  if (impl_->api) impl_->api->stop();
+  if (impl_->metrics) impl_->metrics->stop();
+}
+
+std::vector<std::string> Service::urls() const {
+  std::vector<std::string> out;
+  const auto api = impl_->api ? impl_->api->urls().front() : std::string();
+  const auto metrics = impl_->metrics ? impl_->metrics->urls().front() : api;
+  out.push_back("metrics   " + metrics + impl_->config.metrics_path);
+  out.push_back("ingest    " + api + "/api/v1/runs");
+  out.push_back("health    " + api + "/healthz  " + api + "/readyz");
+  return out;
+}
+
+}  // namespace meshhook::app

@@ -1,0 +1,62 @@
+#pragma once
+// Follows rows the MeshHook capture trigger adds to execution_time_statistics and observes
+// them in the run-duration histograms. One replica tails at a time: the one holding a
+// Postgres advisory lock on its dedicated connection; when that session ends, another
+// replica's next attempt takes the lock and resumes from the shared cursor.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "meshhook/exporter/run_metrics.h"
+
+namespace meshhook::bridge {
+
+struct TailerOptions {
+  std::string database_url;
+  std::chrono::milliseconds interval{1000};  // poll period, and lock retry period
+  std::size_t batch_rows = 5000;
+};
+
+/// Thread-safe. On first start against a database (no cursor yet) it begins at the newest
+/// row: history is for backfill and SQL, the live metrics start now.
+class Tailer {
+ public:
+  Tailer(TailerOptions options, exporter::RunMetrics& metrics);
+  ~Tailer();
+  Tailer(const Tailer&) = delete;
+  Tailer& operator=(const Tailer&) = delete;
+
+  void start();
+  void stop();  // releases the lock (by closing the session)
+
+  /// This replica holds the lock and is tailing.
+  bool active() const noexcept { return active_.load(); }
+  std::uint64_t rows_observed() const noexcept { return observed_.load(); }
+  /// The last id this replica has observed up to (0 before it first became active).
+  std::int64_t position() const noexcept { return position_.load(); }
+
+  /// pg_try_advisory_lock key the active tailer holds.
+  static constexpr long long kLockKey = 0x6d6873746169LL;  // "mhstai"
+
+ private:
+  void run();
+  bool poll_once(void* conn);  // true when it observed a full batch (poll again at once)
+  bool sleep_for(std::chrono::milliseconds d);
+
+  TailerOptions options_;
+  exporter::RunMetrics& metrics_;
+  std::atomic<bool> active_{false};
+  std::atomic<std::uint64_t> observed_{0};
+  std::atomic<std::int64_t> position_{0};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace meshhook::bridge

@@ -1,0 +1,63 @@
+#include "meshhook/exporter/run_metrics.h"
+
+#include <cmath>
+
+namespace meshhook::exporter {
+
+namespace {
+
+FamilyOptions capped(std::string name, std::string help, std::string unit,
+                     std::vector<std::string> labels, const RunMetricsOptions& o) {
+  return FamilyOptions{
+      .name = std::move(name),
+      .help = std::move(help),
+      .unit = std::move(unit),
+      .label_names = std::move(labels),
+      .max_series = o.max_series,
+      // Tenants are few and known; workflows are many and grow, so they are what folds.
+      .overflow_label = o.max_series > 0 ? "workflow" : "",
+      .max_label_value_length = o.max_label_value_length,
+  };
+}
+
+}  // namespace
+
+std::vector<double> RunMetricsOptions::default_buckets() {
+  return {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800, 3600};
+}
+
+RunMetrics::RunMetrics(Registry& registry, RunMetricsOptions options)
+    : options_(std::move(options)),
+      duration_(registry.add_histogram(
+          capped("meshhook_workflow_run_duration_seconds",
+                 "Duration of finished MeshHook workflow runs, from start to finish.", "seconds",
+                 {"tenant", "workflow", "status"}, options_),
+          options_.buckets)),
+      runs_(registry.add_counter(capped("meshhook_workflow_runs_total",
+                                        "Finished MeshHook workflow runs.", "",
+                                        {"tenant", "workflow", "status"}, options_))),
+      info_(registry.add_gauge(
+          capped("meshhook_workflow_info",
+                 "Names of MeshHook workflows, for joins on workflow; the value is always 1.", "",
+                 {"tenant", "workflow", "name"}, options_))) {}
+
+void RunMetrics::observe(const RunObservation& run) noexcept {
+  // Negative, NaN and infinite durations are bad input; they would corrupt _sum.
+  if (!std::isfinite(run.duration_seconds) || run.duration_seconds < 0) return;
+  try {
+    Histogram& h = duration_.with({run.tenant, run.workflow, run.status});
+    if (options_.exemplars && !run.run_id.empty()) {
+      h.observe(run.duration_seconds, "run_id", run.run_id, run.finished_at_seconds);
+    } else {
+      h.observe(run.duration_seconds);
+    }
+    runs_.with({run.tenant, run.workflow, run.status}).inc();
+    if (!run.workflow_name.empty()) {
+      info_.with({run.tenant, run.workflow, run.workflow_name}).set(1);
+    }
+  } catch (...) {
+    // Only allocation can fail here (a new label set); the run is then not counted.
+  }
+}
+
+}  // namespace meshhook::exporter

@@ -1,0 +1,62 @@
+-- MeshHook capture: records every finished run of MeshHook's workflow_runs in
+-- execution_time_statistics, in the same transaction that finishes the run.
+--
+-- Install into MeshHook's database after `meshhook-stats migrate` (which creates
+-- execution_time_statistics):  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f capture.sql
+-- Safe to run again. Where workflow_runs does not exist it installs nothing and says so.
+
+-- security definer: the row is written with the table owner's rights, so the trigger keeps
+-- working when execution_time_statistics gets row level security and the worker role has no
+-- grant on it. search_path is pinned to the schema this script runs in.
+create or replace function meshhook_stats_capture_run() returns trigger
+    language plpgsql
+    security definer
+    set search_path from current
+as $$
+declare
+    elapsed_us bigint;
+begin
+    -- Repeated updates of a finished run (or the same status written twice) add nothing:
+    -- the row is keyed by run_id.
+    if tg_op = 'UPDATE' and old.status = new.status
+            and old.finished_at is not distinct from new.finished_at then
+        return null;
+    end if;
+    if new.started_at is null then
+        return null;
+    end if;
+    elapsed_us := (extract(epoch from (new.finished_at - new.started_at)) * 1000000)::bigint;
+    insert into execution_time_statistics
+        (run_id, project_id, workflow_id, status, started_at, finished_at,
+         execution_time_ms, source)
+    values
+        (new.id, new.project_id, new.workflow_id, new.status, new.started_at, new.finished_at,
+         -- Integer milliseconds, microseconds rounded half up; a clock that went backwards
+         -- records 0 rather than failing MeshHook's transaction.
+         greatest(elapsed_us, 0) / 1000 + case when greatest(elapsed_us, 0) % 1000 >= 500
+                                               then 1 else 0 end,
+         'capture')
+    on conflict (run_id) do nothing;
+    return null;
+end
+$$;
+
+comment on function meshhook_stats_capture_run() is
+    'meshhook-stats: records finished workflow_runs in execution_time_statistics';
+
+do $$
+begin
+    if to_regclass('workflow_runs') is null then
+        raise notice 'meshhook-stats: table workflow_runs not found; capture trigger not installed';
+        return;
+    end if;
+    drop trigger if exists meshhook_stats_capture_run on workflow_runs;
+    -- The WHEN clause keeps non-terminal updates (running, paused, step progress) free of any
+    -- function call.
+    create trigger meshhook_stats_capture_run
+        after insert or update of status, finished_at on workflow_runs
+        for each row
+        when (new.status in ('succeeded', 'failed', 'canceled') and new.finished_at is not null)
+        execute function meshhook_stats_capture_run();
+end
+$$;

@@ -1,0 +1,9 @@
+-- Removes the MeshHook capture trigger and its function; the rows already recorded stay.
+do $$
+begin
+    if to_regclass('workflow_runs') is not null then
+        drop trigger if exists meshhook_stats_capture_run on workflow_runs;
+    end if;
+end
+$$;
+drop function if exists meshhook_stats_capture_run();

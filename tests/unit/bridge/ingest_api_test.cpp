@@ -1,0 +1,149 @@
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "meshhook/bridge/ingest_api.h"
+#include "meshhook/exporter/exposition.h"
+
+using namespace meshhook;
+using bridge::HttpRequest;
+
+namespace {
+
+// A sink that records what it was given and answers as told: the logic under test is the
+// handler's, and the real spool has its own tests.
+class RecordingSink final : public bridge::RunSink {
+ public:
+  Outcome next = Outcome::accepted;
+  std::size_t kept = 0;
+  Result accept(std::span<const bridge::RunEvent> events) override {
+    if (next == Outcome::accepted) kept += events.size();
+    return {next, next == Outcome::accepted ? "" : "refused"};
+  }
+};
+
+struct Fixture {
+  exporter::Registry registry;
+  exporter::RunMetrics metrics{registry, {}};
+  RecordingSink sink;
+  bridge::IngestApi api{bridge::IngestOptions{1024, 10},
+                        bridge::TokenSet({bridge::TokenSet::sha256_hex("s3cret")}), sink, metrics,
+                        registry};
+
+  bridge::HttpResponse post(std::string body, std::string auth = "Bearer s3cret",
+                            std::string type = "application/json") {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/api/v1/runs";
+    r.body = body;
+    r.header = [auth, type](std::string_view name) -> std::string_view {
+      if (name == "Authorization") return auth;
+      if (name == "Content-Type") return type;
+      return {};
+    };
+    return api.handle(r);
+  }
+
+  std::string exposition() {
+    std::string out;
+    exporter::serialize(out, registry.collect(), exporter::ExpositionFormat::prometheus_text);
+    return out;
+  }
+};
+
+const std::string kRun =
+    R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":1500})";
+
+}  // namespace
+
+TEST_CASE("ingest accepts a valid run and observes it", "[ingest]") {
+  Fixture f;
+  auto r = f.post(kRun);
+  CHECK(r.status == 202);
+  CHECK(nlohmann::json::parse(r.body)["accepted"] == 1);
+  CHECK(f.sink.kept == 1);
+  const auto text = f.exposition();
+  CHECK(text.find("meshhook_workflow_runs_total{tenant=\"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee\","
+                  "workflow=\"11111111-2222-4333-8444-555555555555\",status=\"succeeded\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("ingest without a valid token answers 401 and keeps nothing", "[ingest]") {
+  Fixture f;
+  for (const std::string auth : {"", "Bearer wrong", "Basic czNjcmV0", "Bearer"}) {
+    auto r = f.post(kRun, auth);
+    CHECK(r.status == 401);
+    auto body = nlohmann::json::parse(r.body);
+    CHECK(body["error"] == "unauthorized");
+    CHECK(body.contains("message"));
+  }
+  CHECK(f.sink.kept == 0);
+}
+
+TEST_CASE("ingest refuses other content types with 415", "[ingest]") {
+  Fixture f;
+  CHECK(f.post(kRun, "Bearer s3cret", "text/plain").status == 415);
+  CHECK(f.post(kRun, "Bearer s3cret", "application/json; charset=utf-8").status == 202);
+  CHECK(f.sink.kept == 1);
+}
+
+TEST_CASE("ingest refuses bodies and batches over the limits with 413", "[ingest]") {
+  Fixture f;
+  CHECK(f.post(std::string(2000, ' ') + kRun).status == 413);
+  std::string batch = "[";
+  for (int i = 0; i < 11; ++i) batch += (i ? "," : "") + std::string("{}");
+  batch += "]";
+  CHECK(f.post(batch).status == 413);
+  CHECK(f.sink.kept == 0);
+}
+
+TEST_CASE("ingest answers 400 with details naming each bad field", "[ingest]") {
+  Fixture f;
+  auto r = f.post(R"({"run_id":"x","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":-3})");
+  REQUIRE(r.status == 400);
+  auto body = nlohmann::json::parse(r.body);
+  CHECK(body["error"] == "invalid_run_event");
+  REQUIRE(body["details"].size() == 2);
+  CHECK(body["details"][0]["index"] == 0);
+  CHECK(body["details"][0]["field"] == "run_id");
+  CHECK(body["details"][1]["field"] == "duration_ms");
+  CHECK(f.sink.kept == 0);
+  CHECK(f.exposition().find("meshhook_workflow_runs_total{") == std::string::npos);
+}
+
+TEST_CASE("a full spool answers 503 with Retry-After and observes nothing", "[ingest]") {
+  Fixture f;
+  f.sink.next = bridge::RunSink::Outcome::full;
+  auto r = f.post(kRun);
+  CHECK(r.status == 503);
+  bool retry_after = false;
+  for (auto& [k, v] : r.headers) retry_after |= k == "Retry-After";
+  CHECK(retry_after);
+  CHECK(f.exposition().find("meshhook_workflow_runs_total{") == std::string::npos);
+}
+
+TEST_CASE("ingest only takes POST", "[ingest]") {
+  Fixture f;
+  HttpRequest r;
+  r.method = "GET";
+  r.header = [](std::string_view) { return std::string_view(); };
+  CHECK(f.api.handle(r).status == 405);
+}
+
+TEST_CASE("token sets match any configured token and nothing else", "[auth]") {
+  bridge::TokenSet tokens({bridge::TokenSet::sha256_hex("old"), bridge::TokenSet::sha256_hex("new")});
+  CHECK(tokens.matches("old"));
+  CHECK(tokens.matches("new"));
+  CHECK_FALSE(tokens.matches("ne"));
+  CHECK_FALSE(tokens.matches(""));
+  CHECK(bridge::TokenSet::sha256_hex("abc") ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK_THROWS(bridge::TokenSet({"zz"}));
+}
+
+TEST_CASE("bearer tokens are read case-insensitively from the scheme", "[auth]") {
+  CHECK(bridge::bearer_token("Bearer abc") == "abc");
+  CHECK(bridge::bearer_token("bearer   abc ") == "abc");
+  CHECK(bridge::bearer_token("Basic abc").empty());
+  CHECK(bridge::bearer_token("Bearer ").empty());
+}

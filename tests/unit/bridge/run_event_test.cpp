@@ -1,0 +1,150 @@
+#include <catch2/catch.hpp>
+
+#include "meshhook/bridge/run_event.h"
+#include "meshhook/bridge/run_event_parser.h"
+
+using namespace meshhook::bridge;
+
+namespace {
+constexpr std::int64_t kNow = 1'780'000'000'000'000;  // 2026-05-28
+
+const char* kGood = R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21",
+  "workflow_id":"11111111-2222-4333-8444-555555555555",
+  "project_id":"AAAAAAAA-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded",
+  "started_at":"2026-01-31T12:00:00Z","finished_at":"2026-01-31T13:00:01.250+01:00",
+  "workflow_name":"nightly export"})";
+}  // namespace
+
+TEST_CASE("uuids parse in either case and print canonical lower case", "[run_event]") {
+  auto u = Uuid::parse("AAAAAAAA-bbbb-4ccc-8ddd-eeeeeeeeeeee");
+  REQUIRE(u);
+  CHECK(u->to_string() == "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee");
+  CHECK_FALSE(Uuid::parse("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee"));
+  CHECK_FALSE(Uuid::parse("aaaaaaaabbbb-4ccc-8ddd-eeeeeeeeeeeee"));
+  CHECK_FALSE(Uuid::parse("gaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"));
+  CHECK_FALSE(Uuid::parse("1; drop table x"));
+}
+
+TEST_CASE("RFC 3339 timestamps need an offset and honour it", "[run_event]") {
+  CHECK(parse_rfc3339_us("1970-01-01T00:00:00Z") == 0);
+  CHECK(parse_rfc3339_us("1970-01-01T01:00:00+01:00") == 0);
+  CHECK(parse_rfc3339_us("1970-01-01T00:00:00.000001Z") == 1);
+  CHECK(parse_rfc3339_us("1970-01-01T00:00:01.5-00:00") == 1'500'000);
+  CHECK(parse_rfc3339_us("2026-02-28T23:59:59Z") == 1'772'323'199'000'000);
+  CHECK_FALSE(parse_rfc3339_us("2026-02-29T00:00:00Z"));  // not a leap year
+  CHECK(parse_rfc3339_us("2024-02-29T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_us("2026-01-31T12:00:00"));   // no offset
+  CHECK_FALSE(parse_rfc3339_us("2026-01-31"));
+  CHECK_FALSE(parse_rfc3339_us("2026-13-01T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_us("2026-01-01T24:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_us("2026-01-01T00:00:00.Z"));
+  CHECK_FALSE(parse_rfc3339_us("2026-01-01T00:00:00Zjunk"));
+}
+
+TEST_CASE("RFC 3339 formatting round-trips", "[run_event]") {
+  for (std::int64_t us : {std::int64_t{0}, std::int64_t{1}, std::int64_t{1'772'323'199'123'456}}) {
+    CHECK(parse_rfc3339_us(format_rfc3339_us(us)) == us);
+  }
+  CHECK(format_rfc3339_us(1'772'323'199'000'000) == "2026-02-28T23:59:59.000000Z");
+}
+
+TEST_CASE("execution_time_ms rounds half up", "[run_event]") {
+  RunEvent e;
+  e.started_at_us = 0;
+  e.finished_at_us = 1499;
+  CHECK(e.execution_time_ms() == 1);
+  e.finished_at_us = 1500;
+  CHECK(e.execution_time_ms() == 2);
+  e.finished_at_us = 499;
+  CHECK(e.execution_time_ms() == 0);
+}
+
+TEST_CASE("a single run event with timestamps parses", "[ingest]") {
+  RunEventParser parser;
+  auto r = parser.parse(kGood, kNow);
+  REQUIRE(r.ok());
+  REQUIRE(r.events.size() == 1);
+  const auto& e = r.events[0];
+  CHECK(e.run_id.to_string() == "0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21");
+  CHECK(e.project_id.to_string() == "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee");
+  CHECK(e.status == RunStatus::succeeded);
+  CHECK(e.duration_us() == 1'250'000);
+  CHECK(e.workflow_name == "nightly export");
+}
+
+TEST_CASE("duration_ms alone ends the run now", "[ingest]") {
+  RunEventParser parser;
+  auto r = parser.parse(R"([{"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21",
+    "workflow_id":"11111111-2222-4333-8444-555555555555",
+    "project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"timeout","duration_ms":1234.5}])",
+                        kNow);
+  REQUIRE(r.ok());
+  CHECK(r.events[0].finished_at_us == kNow);
+  CHECK(r.events[0].duration_us() == 1'234'500);
+  CHECK(r.events[0].status == RunStatus::timeout);
+}
+
+TEST_CASE("every bad item and field of a batch is named and nothing is accepted", "[ingest]") {
+  RunEventParser parser;
+  auto r = parser.parse(R"([
+    {"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555",
+     "project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":5},
+    {"run_id":"nope","workflow_id":"11111111-2222-4333-8444-555555555555",
+     "project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"exploded","duration_ms":-1},
+    {"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f22","workflow_id":"11111111-2222-4333-8444-555555555555",
+     "project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"failed",
+     "started_at":"2026-01-31T12:00:01Z","finished_at":"2026-01-31T12:00:00Z"},
+    {"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f23","workflow_id":"11111111-2222-4333-8444-555555555555",
+     "project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"failed",
+     "started_at":"yesterday","finished_at":"2026-01-31T12:00:00Z"},
+    42
+  ])",
+                        kNow);
+  CHECK(r.events.empty());
+  CHECK_FALSE(r.too_many);
+  auto has = [&](long index, const std::string& field) {
+    for (const auto& e : r.errors) {
+      if (e.index == index && e.field == field) return true;
+    }
+    return false;
+  };
+  CHECK(has(1, "run_id"));
+  CHECK(has(1, "status"));
+  CHECK(has(1, "duration_ms"));
+  CHECK(has(2, "finished_at"));
+  CHECK(has(3, "started_at"));
+  CHECK(has(4, ""));
+  CHECK_FALSE(has(0, "run_id"));
+}
+
+TEST_CASE("missing fields are reported as required", "[ingest]") {
+  RunEventParser parser;
+  auto r = parser.parse("{}", kNow);
+  REQUIRE(r.errors.size() == 5);  // three ids, status, duration
+  CHECK(r.errors[0].reason == "is required");
+}
+
+TEST_CASE("malformed JSON, empty batches and oversized batches are refused", "[ingest]") {
+  RunEventParser parser(RunEventParserOptions{2, 200});
+  CHECK(parser.parse("{not json", kNow).errors.at(0).reason.find("not valid JSON") != std::string::npos);
+  CHECK(parser.parse("[]", kNow).errors.at(0).reason == "the batch is empty");
+  auto r = parser.parse("[{},{},{}]", kNow);
+  CHECK(r.too_many);
+}
+
+TEST_CASE("a run_id twice in one batch is refused", "[ingest]") {
+  RunEventParser parser;
+  const std::string one = R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":5})";
+  auto r = parser.parse("[" + one + "," + one + "]", kNow);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].index == 1);
+  CHECK(r.errors[0].field == "run_id");
+}
+
+TEST_CASE("duration_ms that contradicts the timestamps is refused", "[ingest]") {
+  RunEventParser parser;
+  auto r = parser.parse(R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","started_at":"2026-01-31T12:00:00Z","finished_at":"2026-01-31T12:00:01Z","duration_ms":5000})",
+                        kNow);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].field == "duration_ms");
+}

@@ -1,0 +1,329 @@
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "meshhook/bridge/spool.h"
+
+using meshhook::bridge::RunEvent;
+using meshhook::bridge::RunSink;
+using meshhook::bridge::RunStatus;
+using meshhook::bridge::Spool;
+using meshhook::bridge::SpoolOptions;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory per test, removed afterwards.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() /
+           ("meshhook-spool-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+RunEvent make_event(std::uint64_t n, std::string name = "") {
+  RunEvent e;
+  for (int i = 0; i < 8; ++i) {
+    e.run_id.bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
+  }
+  e.run_id.bytes[15] = 0x42;
+  e.workflow_id.bytes[0] = 7;
+  e.project_id.bytes[0] = 9;
+  e.status = n % 2 ? RunStatus::failed : RunStatus::succeeded;
+  e.started_at_us = 1'700'000'000'000'000 + static_cast<std::int64_t>(n);
+  e.finished_at_us = e.started_at_us + 1500 + static_cast<std::int64_t>(n);
+  e.workflow_name = std::move(name);
+  return e;
+}
+
+std::uint64_t number_of(const RunEvent& e) {
+  std::uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) {
+    n |= static_cast<std::uint64_t>(e.run_id.bytes[static_cast<std::size_t>(i)]) << (8 * i);
+  }
+  return n;
+}
+
+SpoolOptions options_for(const TempDir& dir) {
+  SpoolOptions o;
+  o.dir = dir.path;
+  o.max_bytes = 64 << 20;
+  o.segment_bytes = 1 << 20;
+  o.group_commit_us = 200;
+  return o;
+}
+
+std::vector<fs::path> segments(const TempDir& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir.path)) {
+    if (e.path().extension() == ".spool") out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Every record readable now, without acknowledging.
+std::vector<RunEvent> read_all(Spool& spool) {
+  std::vector<RunEvent> out;
+  for (;;) {
+    auto batch = spool.read(1000, std::chrono::milliseconds(0));
+    if (batch.events.empty()) return out;
+    out.insert(out.end(), batch.events.begin(), batch.events.end());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("spool returns appended events in order with every field intact", "[spool]") {
+  TempDir dir;
+  Spool spool(options_for(dir));
+  std::vector<RunEvent> events{make_event(1, "checkout"), make_event(2), make_event(3, "x")};
+  REQUIRE(spool.accept(events).outcome == RunSink::Outcome::accepted);
+
+  auto batch = spool.read(10, std::chrono::milliseconds(100));
+  REQUIRE(batch.events.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(batch.events[i].run_id == events[i].run_id);
+    CHECK(batch.events[i].workflow_id == events[i].workflow_id);
+    CHECK(batch.events[i].project_id == events[i].project_id);
+    CHECK(batch.events[i].status == events[i].status);
+    CHECK(batch.events[i].started_at_us == events[i].started_at_us);
+    CHECK(batch.events[i].finished_at_us == events[i].finished_at_us);
+    CHECK(batch.events[i].workflow_name == events[i].workflow_name);
+  }
+  auto stats = spool.stats();
+  CHECK(stats.records == 3);
+  CHECK(stats.bytes == Spool::record_size(events[0]) + Spool::record_size(events[1]) +
+                           Spool::record_size(events[2]));
+}
+
+TEST_CASE("spool resumes after the last acknowledged position when reopened", "[spool]") {
+  TempDir dir;
+  {
+    Spool spool(options_for(dir));
+    for (std::uint64_t n = 0; n < 10; ++n) {
+      RunEvent e = make_event(n);
+      REQUIRE(spool.accept({&e, 1}).outcome == RunSink::Outcome::accepted);
+    }
+    auto first = spool.read(4, std::chrono::milliseconds(100));
+    REQUIRE(first.events.size() == 4);
+    spool.ack(first.end);
+    auto second = spool.read(3, std::chrono::milliseconds(100));
+    REQUIRE(second.events.size() == 3);  // read but never acknowledged: must come back
+    CHECK(spool.stats().records == 6);
+  }
+  Spool reopened(options_for(dir));
+  CHECK(reopened.stats().records == 6);
+  auto rest = read_all(reopened);
+  REQUIRE(rest.size() == 6);
+  for (std::size_t i = 0; i < rest.size(); ++i) CHECK(number_of(rest[i]) == 4 + i);
+}
+
+TEST_CASE("spool rewind re-reads what was not acknowledged", "[spool]") {
+  TempDir dir;
+  Spool spool(options_for(dir));
+  std::vector<RunEvent> events{make_event(1), make_event(2)};
+  REQUIRE(spool.accept(events).outcome == RunSink::Outcome::accepted);
+  REQUIRE(read_all(spool).size() == 2);
+  spool.rewind();
+  CHECK(read_all(spool).size() == 2);
+}
+
+TEST_CASE("spool deletes segments once every record in them is acknowledged", "[spool]") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.segment_bytes = 4096;
+  Spool spool(options);
+  for (std::uint64_t n = 0; n < 300; ++n) {
+    RunEvent e = make_event(n);
+    REQUIRE(spool.accept({&e, 1}).outcome == RunSink::Outcome::accepted);
+  }
+  CHECK(segments(dir).size() > 5);
+  std::size_t total = 0;
+  for (;;) {
+    auto batch = spool.read(50, std::chrono::milliseconds(0));
+    if (batch.events.empty()) break;
+    for (auto& e : batch.events) CHECK(number_of(e) == total++);
+    spool.ack(batch.end);
+  }
+  CHECK(total == 300);
+  CHECK(segments(dir).size() <= 2);
+  auto stats = spool.stats();
+  CHECK(stats.records == 0);
+  CHECK(stats.bytes == 0);
+  CHECK(stats.oldest_record_age_seconds == 0);
+}
+
+TEST_CASE("spool group commit keeps every event accepted from many threads", "[spool]") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.segment_bytes = 64 << 10;  // also crosses segment boundaries under contention
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  {
+    Spool spool(options);
+    std::atomic<int> accepted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          std::vector<RunEvent> events{make_event(static_cast<std::uint64_t>(t * 100000 + i * 2)),
+                                       make_event(static_cast<std::uint64_t>(t * 100000 + i * 2 + 1))};
+          if (spool.accept(events).outcome == RunSink::Outcome::accepted) ++accepted;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(accepted == kThreads * kPerThread);
+    CHECK(spool.stats().records == 2u * kThreads * kPerThread);
+  }
+  Spool reopened(options);
+  auto all = read_all(reopened);
+  REQUIRE(all.size() == 2u * kThreads * kPerThread);
+  std::set<std::uint64_t> seen;
+  for (auto& e : all) seen.insert(number_of(e));
+  CHECK(seen.size() == all.size());
+  // A request's events are written together, in order.
+  for (std::size_t i = 0; i + 1 < all.size(); i += 2) CHECK(number_of(all[i]) + 1 == number_of(all[i + 1]));
+}
+
+TEST_CASE("a full spool answers full and writes nothing", "[spool]") {
+  TempDir dir;
+  auto options = options_for(dir);
+  RunEvent e = make_event(0);
+  options.max_bytes = Spool::record_size(e) * 5;
+  Spool spool(options);
+  std::vector<RunEvent> three{make_event(1), make_event(2), make_event(3)};
+  REQUIRE(spool.accept(three).outcome == RunSink::Outcome::accepted);
+  auto size_before = fs::file_size(segments(dir).back());
+
+  auto result = spool.accept(three);  // 6 > 5: none of the three may be kept
+  CHECK(result.outcome == RunSink::Outcome::full);
+  CHECK_FALSE(result.message.empty());
+  CHECK(fs::file_size(segments(dir).back()) == size_before);
+  CHECK(spool.stats().records == 3);
+
+  std::vector<RunEvent> two{make_event(4), make_event(5)};
+  CHECK(spool.accept(two).outcome == RunSink::Outcome::accepted);  // exactly at the limit
+  CHECK(spool.accept({&e, 1}).outcome == RunSink::Outcome::full);
+
+  // Draining makes room again.
+  auto batch = spool.read(100, std::chrono::milliseconds(0));
+  REQUIRE(batch.events.size() == 5);
+  spool.ack(batch.end);
+  CHECK(spool.accept(three).outcome == RunSink::Outcome::accepted);
+}
+
+TEST_CASE("a torn tail is cut off on reopen and the records before it are kept", "[spool]") {
+  TempDir dir;
+  {
+    Spool spool(options_for(dir));
+    for (std::uint64_t n = 0; n < 5; ++n) {
+      RunEvent e = make_event(n, "wf");
+      REQUIRE(spool.accept({&e, 1}).outcome == RunSink::Outcome::accepted);
+    }
+  }
+  // A crash in the middle of writing the sixth record: only part of it reached the disk.
+  auto last = segments(dir).back();
+  for (auto& seg : segments(dir)) {
+    if (fs::file_size(seg) > 8) last = seg;
+  }
+  auto good_size = fs::file_size(last);
+  auto record = Spool::record_size(make_event(0, "wf"));
+  {
+    std::ifstream in(last, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream out(last, std::ios::binary | std::ios::app);
+    out.write(bytes.data() + 8, static_cast<std::streamsize>(record / 2));  // half a record
+  }
+  Spool reopened(options_for(dir));
+  CHECK(fs::file_size(last) == good_size);
+  auto all = read_all(reopened);
+  REQUIRE(all.size() == 5);
+  CHECK(number_of(all.back()) == 4);
+  // And the spool keeps working.
+  RunEvent e = make_event(99);
+  CHECK(reopened.accept({&e, 1}).outcome == RunSink::Outcome::accepted);
+  CHECK(read_all(reopened).size() == 1);
+}
+
+TEST_CASE("a corrupt record is detected by its checksum on reopen", "[spool]") {
+  TempDir dir;
+  {
+    Spool spool(options_for(dir));
+    std::vector<RunEvent> events{make_event(1), make_event(2), make_event(3)};
+    REQUIRE(spool.accept(events).outcome == RunSink::Outcome::accepted);
+  }
+  auto seg = segments(dir).back();
+  auto record = Spool::record_size(make_event(1));
+  {
+    // Flip one byte inside the second record's payload.
+    std::fstream f(seg, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(8 + record + 20));
+    f.put('\x5a');
+  }
+  Spool reopened(options_for(dir));
+  auto all = read_all(reopened);
+  REQUIRE(all.size() == 1);
+  CHECK(number_of(all[0]) == 1);
+  CHECK(fs::file_size(seg) == 8 + record);
+}
+
+TEST_CASE("a damaged checkpoint replays the spool rather than failing", "[spool]") {
+  TempDir dir;
+  {
+    Spool spool(options_for(dir));
+    std::vector<RunEvent> events{make_event(1), make_event(2)};
+    REQUIRE(spool.accept(events).outcome == RunSink::Outcome::accepted);
+    auto batch = spool.read(1, std::chrono::milliseconds(0));
+    spool.ack(batch.end);
+  }
+  {
+    std::ofstream out(dir.path / "checkpoint", std::ios::binary | std::ios::trunc);
+    out << "garbage";
+  }
+  Spool reopened(options_for(dir));
+  CHECK(read_all(reopened).size() == 2);
+}
+
+TEST_CASE("spool reports the age of its oldest unwritten record", "[spool]") {
+  TempDir dir;
+  Spool spool(options_for(dir));
+  CHECK(spool.stats().oldest_record_age_seconds == 0);
+  RunEvent e = make_event(1);
+  REQUIRE(spool.accept({&e, 1}).outcome == RunSink::Outcome::accepted);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  auto age = spool.stats().oldest_record_age_seconds;
+  CHECK(age >= 0.02);
+  CHECK(age < 5);
+}
+
+TEST_CASE("spool read waits for data and wakes when a record arrives", "[spool]") {
+  TempDir dir;
+  Spool spool(options_for(dir));
+  std::thread producer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    RunEvent e = make_event(5);
+    spool.accept({&e, 1});
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto batch = spool.read(10, std::chrono::milliseconds(5000));
+  producer.join();
+  CHECK(batch.events.size() == 1);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(4));
+}

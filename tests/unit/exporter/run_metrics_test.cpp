@@ -1,0 +1,138 @@
+#include <catch2/catch.hpp>
+#include <limits>
+#include <string>
+
+#include "meshhook/exporter/exposition.h"
+#include "meshhook/exporter/run_metrics.h"
+
+using namespace meshhook::exporter;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const FamilySnapshot& find(const std::vector<FamilySnapshot>& fs, std::string_view name) {
+  for (const auto& f : fs) {
+    if (f.name == name) return f;
+  }
+  FAIL("no family " << name);
+  throw;
+}
+
+RunObservation run(std::string_view workflow, double seconds) {
+  RunObservation r;
+  r.tenant = "t1";
+  r.workflow = workflow;
+  r.status = "succeeded";
+  r.duration_seconds = seconds;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("run metrics use the documented default buckets", "[exporter]") {
+  CHECK(RunMetricsOptions::default_buckets() ==
+        std::vector<double>{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600,
+                            1800, 3600});
+}
+
+TEST_CASE("run metrics count a run in the histogram, the counter and the info gauge",
+          "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  auto r = run("w1", 0.3);
+  r.workflow_name = "Send invoice";
+  r.run_id = "run-1";
+  r.finished_at_seconds = 1700000000;
+  m.observe(r);
+  m.observe(run("w1", 2));
+  const auto fs = reg.collect();
+
+  const auto& h = find(fs, "meshhook_workflow_run_duration_seconds");
+  CHECK(h.unit == "seconds");
+  CHECK(h.help == "Duration of finished MeshHook workflow runs, from start to finish.");
+  CHECK(h.label_names == std::vector<std::string>{"tenant", "workflow", "status"});
+  REQUIRE(h.series.size() == 1);
+  CHECK(h.series[0].count == 2);
+  CHECK(h.series[0].sum == Approx(2.3));
+  REQUIRE(h.series[0].exemplars.size() == 17);
+  REQUIRE(h.series[0].exemplars[5].has_value());  // 0.3 <= 0.5
+  CHECK(h.series[0].exemplars[5]->label_name == "run_id");
+  CHECK(h.series[0].exemplars[5]->label_value == "run-1");
+  CHECK(h.series[0].exemplars[5]->timestamp_seconds == 1700000000);
+
+  const auto& c = find(fs, "meshhook_workflow_runs_total");
+  REQUIRE(c.series.size() == 1);
+  CHECK(c.series[0].value == 2);
+
+  const auto& info = find(fs, "meshhook_workflow_info");
+  REQUIRE(info.series.size() == 1);
+  CHECK(info.series[0].label_values == std::vector<std::string>{"t1", "w1", "Send invoice"});
+  CHECK(info.series[0].value == 1);
+}
+
+TEST_CASE("run metrics ignore negative and NaN durations", "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  m.observe(run("w", -1));
+  m.observe(run("w", std::numeric_limits<double>::quiet_NaN()));
+  const auto fs = reg.collect();
+  CHECK(find(fs, "meshhook_workflow_run_duration_seconds").series.empty());
+  CHECK(find(fs, "meshhook_workflow_runs_total").series.empty());
+}
+
+TEST_CASE("run metrics keep no exemplars when they are turned off", "[exporter]") {
+  Registry reg;
+  RunMetricsOptions o;
+  o.exemplars = false;
+  RunMetrics m(reg, o);
+  auto r = run("w", 1);
+  r.run_id = "run-1";
+  m.observe(r);
+  CHECK(find(reg.collect(), "meshhook_workflow_run_duration_seconds").series[0].exemplars.empty());
+}
+
+TEST_CASE("run metrics fold workflows over the cap and count the fold", "[exporter]") {
+  Registry reg;
+  RunMetricsOptions o;
+  o.max_series = 2;
+  RunMetrics m(reg, o);
+  for (auto w : {"w1", "w2", "w3", "w4"}) m.observe(run(w, 1));
+  const auto fs = reg.collect();
+  const auto& h = find(fs, "meshhook_workflow_run_duration_seconds");
+  REQUIRE(h.series.size() == 3);
+  CHECK(h.series[2].label_values[1] == "__other__");
+  CHECK(h.series[2].count == 2);
+  const auto& dropped = find(fs, "meshhook_stats_series_dropped_total");
+  REQUIRE(dropped.series.size() == 3);
+  CHECK(dropped.series[0].label_values[0] == "meshhook_workflow_run_duration_seconds");
+  CHECK(dropped.series[0].value == 2);
+}
+
+TEST_CASE("run metrics truncate long label values", "[exporter]") {
+  Registry reg;
+  RunMetricsOptions o;
+  o.max_label_value_length = 8;
+  RunMetrics m(reg, o);
+  m.observe(run("0123456789abcdef", 1));
+  const auto fs = reg.collect();
+  const auto& h = find(fs, "meshhook_workflow_run_duration_seconds");
+  CHECK(h.series[0].label_values[1] == "01234567");
+}
+
+TEST_CASE("run metrics render as valid OpenMetrics with exemplars", "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  auto r = run("w1", 0.05);
+  r.run_id = "abc";
+  r.finished_at_seconds = 1700000000.123;
+  m.observe(r);
+  std::string out;
+  serialize(out, reg.collect(), ExpositionFormat::openmetrics);
+  CHECK_THAT(out, Contains("# TYPE meshhook_workflow_runs counter\n") &&
+                      Contains("# UNIT meshhook_workflow_run_duration_seconds seconds\n") &&
+                      Contains("meshhook_workflow_run_duration_seconds_bucket{tenant=\"t1\","
+                               "workflow=\"w1\",status=\"succeeded\",le=\"0.05\"} 1 # "
+                               "{run_id=\"abc\"} 0.05 1700000000.123\n") &&
+                      Contains("meshhook_workflow_runs_total{tenant=\"t1\",workflow=\"w1\","
+                               "status=\"succeeded\"} 1.0\n"));
+}
