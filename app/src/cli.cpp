@@ -7,6 +7,14 @@
 #include <stdexcept>
 
 #include "config.h"
+#include "meshhook/bridge/backfill.h"
+#include "meshhook/bridge/migrations.h"
+#include "meshhook/bridge/run_event.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
 #include "logging.h"
 #include "service.h"
 
@@ -107,6 +115,81 @@ int serve(const Config& config) {
   return 0;
 }
 
+int migrate(const Config& config) {
+  if (config.database_url.empty()) {
+    spdlog::error("migrate needs a database: set database.url (or MESHHOOK_STATS_DATABASE_URL)");
+    return 2;
+  }
+  bridge::migrate(config.database_url);  // logs what it applied
+  if (bridge::install_meshhook_capture(config.database_url)) {
+    spdlog::info("MeshHook's workflow_runs found: capture trigger installed (or refreshed)");
+  }
+  return 0;
+}
+
+// "2026-01-31" (midnight UTC) or an RFC 3339 date-time.
+std::optional<std::int64_t> parse_date(const std::string& text) {
+  if (auto us = bridge::parse_rfc3339_us(text)) return us;
+  if (text.size() == 10) return bridge::parse_rfc3339_us(text + "T00:00:00Z");
+  return std::nullopt;
+}
+
+int backfill(const Config& config, const CommandLine& cl) {
+  if (config.database_url.empty()) {
+    spdlog::error("backfill needs a database: set database.url (or MESHHOOK_STATS_DATABASE_URL)");
+    return 2;
+  }
+  const auto since = parse_date(cl.since);
+  std::optional<std::int64_t> until;
+  if (!since) {
+    spdlog::error("--since: expected YYYY-MM-DD or an RFC 3339 date-time, got \"{}\"", cl.since);
+    return 2;
+  }
+  if (!cl.until.empty()) {
+    until = parse_date(cl.until);
+    if (!until) {
+      spdlog::error("--until: expected YYYY-MM-DD or an RFC 3339 date-time, got \"{}\"",
+                    cl.until);
+      return 2;
+    }
+  }
+  // A bar on a terminal, a line every few seconds otherwise (logs, CI).
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_line = start;
+  auto report = [&](const bridge::BackfillProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(now - start).count();
+    const double rate = secs > 0 ? static_cast<double>(p.rows_scanned) / secs : 0;
+    const double eta = rate > 0 && p.rows_total > p.rows_scanned
+                           ? static_cast<double>(p.rows_total - p.rows_scanned) / rate
+                           : 0;
+    const double frac = p.rows_total ? static_cast<double>(p.rows_scanned) /
+                                           static_cast<double>(p.rows_total)
+                                     : 1.0;
+    if (tty) {
+      const int width = 30;
+      const int filled = static_cast<int>(std::lround(frac * width));
+      std::fprintf(stderr, "\r[%s%s] %5.1f%% %llu/%llu rows, %llu new, %.0f rows/s, ETA %.0fs ",
+                   std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                   std::string(static_cast<std::size_t>(width - filled), '.').c_str(),
+                   frac * 100, static_cast<unsigned long long>(p.rows_scanned),
+                   static_cast<unsigned long long>(p.rows_total),
+                   static_cast<unsigned long long>(p.rows_inserted), rate, eta);
+    } else if (now - last_line >= std::chrono::seconds(5) || p.rows_scanned == p.rows_total) {
+      last_line = now;
+      spdlog::info("backfill: {}/{} rows scanned ({:.1f}%), {} new, {:.0f} rows/s, ETA {:.0f}s",
+                   p.rows_scanned, p.rows_total, frac * 100, p.rows_inserted, rate, eta);
+    }
+  };
+  spdlog::info("backfill from workflow_runs, finished since {}{}", bridge::format_rfc3339_us(*since),
+               until ? " until " + bridge::format_rfc3339_us(*until) : std::string(" until now"));
+  const auto inserted = bridge::backfill(config.database_url, *since, until, report);
+  if (tty) std::fputs("\n", stderr);
+  spdlog::info("backfill done: {} new row(s)", inserted);
+  return 0;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, char** envp) {
@@ -139,9 +222,9 @@ int run(const std::vector<std::string>& args, char** envp) {
   }
   setup_logging(config.log_level, config.log_format);
   try {
-    if (cl.command == "serve") return serve(config);
-    spdlog::error("{} is not available in this build", cl.command);
-    return 1;
+    if (cl.command == "migrate") return migrate(config);
+    if (cl.command == "backfill") return backfill(config, cl);
+    return serve(config);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

@@ -174,6 +174,8 @@ const std::vector<Setting>& settings() {
       {"writer.max_backoff_ms", false, [](N n, O o, K k, Config& c) { c.writer_max_backoff_ms = integer(n, o, k, 10, 600000); }},
       {"retention.days", false, [](N n, O o, K k, Config& c) { c.retention_days = integer(n, o, k, 0, 36500); }},
       {"tailer.enabled", false, [](N n, O o, K k, Config& c) { c.tail_enabled = boolean(n, o, k); }},
+      {"ui.enabled", false, [](N n, O o, K k, Config& c) { c.ui_enabled = boolean(n, o, k); }},
+      {"ui.dir", false, [](N n, O o, K k, Config& c) { c.ui_dir = n.IsNull() ? "" : scalar(n, o, k); }},
       {"tailer.interval_ms", false, [](N n, O o, K k, Config& c) { c.tail_interval_ms = integer(n, o, k, 10, 600000); }},
   };
   return kSettings;

@@ -55,6 +55,9 @@ struct Config {
   int retention_days = 0;  // 0 = keep forever
   bool tail_enabled = false;
   int tail_interval_ms = 1000;
+
+  bool ui_enabled = true;  // serve the dashboard page at /ui/
+  std::string ui_dir;      // its files; "" = this build's dashboards/svelte/dist
 };
 
 /// Loads path (defaults when path is empty), then applies the environment (envp-style

@@ -7,6 +7,8 @@
 #include "http_server.h"
 #include "meshhook/bridge/ingest_api.h"
 #include "meshhook/bridge/run_sink.h"
+#include "meshhook/bridge/storage.h"
+#include "static_files.h"
 #include "meshhook/exporter/exposition.h"
 #include "meshhook/exporter/process_metrics.h"
 #include "meshhook/exporter/registry.h"
@@ -33,8 +35,10 @@ struct Service::Impl {
   exporter::Registry registry;
   exporter::RunMetrics run_metrics;
   exporter::HistogramFamily& request_durations;
-  std::unique_ptr<bridge::RunSink> sink;
+  std::unique_ptr<bridge::Storage> storage;  // when a database is configured
+  bridge::DiscardingRunSink discard;          // otherwise
   std::unique_ptr<bridge::IngestApi> ingest;
+  std::unique_ptr<StaticFiles> ui;
   std::unique_ptr<bridge::TokenSet> metrics_token;
   std::unique_ptr<HttpServer> api;
   std::unique_ptr<HttpServer> metrics;
@@ -53,10 +57,26 @@ struct Service::Impl {
              .label_names = {"route", "code"}},
             kRequestBuckets)) {
     exporter::add_process_metrics(registry, MESHHOOK_VERSION, MESHHOOK_REVISION);
-    sink = std::make_unique<bridge::DiscardingRunSink>();
-    ingest = std::make_unique<bridge::IngestApi>(
-        bridge::IngestOptions{config.ingest_max_body_bytes, config.ingest_max_batch},
-        bridge::TokenSet(config.ingest_token_sha256), *sink, run_metrics, registry);
+    if (!config.database_url.empty()) {
+      storage = std::make_unique<bridge::Storage>(
+          bridge::StorageOptions{.database_url = config.database_url,
+                                 .database_pool_size = config.database_pool_size,
+                                 .spool_dir = config.spool_dir,
+                                 .spool_max_bytes = config.spool_max_bytes,
+                                 .spool_segment_bytes = config.spool_segment_bytes,
+                                 .spool_group_commit_us = config.spool_group_commit_us,
+                                 .writer_batch_rows = config.writer_batch_rows,
+                                 .writer_batch_interval_ms = config.writer_batch_interval_ms,
+                                 .writer_max_backoff_ms = config.writer_max_backoff_ms,
+                                 .retention_days = config.retention_days,
+                                 .tail_enabled = config.tail_enabled,
+                                 .tail_interval_ms = config.tail_interval_ms},
+          registry, run_metrics);
+    }
+    if (config.ui_enabled) {
+      ui = std::make_unique<StaticFiles>(config.ui_dir.empty() ? MESHHOOK_UI_DIR : config.ui_dir,
+                                         "/ui");
+    }
     if (!config.metrics_bearer_token_sha256.empty()) {
       metrics_token = std::make_unique<bridge::TokenSet>(
           std::vector<std::string>{config.metrics_bearer_token_sha256});
@@ -94,9 +114,15 @@ struct Service::Impl {
 
   bridge::HttpResponse readyz(const bridge::HttpRequest& r) {
     if (!is_read(r)) return method_not_allowed("GET");
-    nlohmann::json body{{"status", "ready"},
-                        {"database", config.database_url.empty() ? "not configured" : "ok"}};
-    return {200, "application/json", body.dump(), {}};
+    if (!storage) {
+      return {200, "application/json",
+              nlohmann::json{{"status", "ready"}, {"database", "not configured"}}.dump(), {}};
+    }
+    const bool ready = storage->ready();
+    nlohmann::json body{{"status", ready ? "ready" : "not ready"},
+                        {"database", storage->database_up() ? "up" : "down"},
+                        {"detail", storage->readiness_detail()}};
+    return {ready ? 200 : 503, "application/json", body.dump(), {}};
   }
 
   void add_metrics_routes(HttpServer& server) {
@@ -111,6 +137,15 @@ Service::~Service() { stop(); }
 
 void Service::start() {
   auto& c = impl_->config;
+  // Storage first: ingest must not answer 202 before the spool can keep what it accepts.
+  bridge::RunSink* sink = &impl_->discard;
+  if (impl_->storage) {
+    impl_->storage->start();
+    sink = &impl_->storage->sink();
+  }
+  impl_->ingest = std::make_unique<bridge::IngestApi>(
+      bridge::IngestOptions{c.ingest_max_body_bytes, c.ingest_max_batch},
+      bridge::TokenSet(c.ingest_token_sha256), *sink, impl_->run_metrics, impl_->registry);
   impl_->api = std::make_unique<HttpServer>("api", c.api, impl_->request_durations);
   impl_->api->add({"/api/v1/runs", "/api/v1/runs",
                    [this](const bridge::HttpRequest& r) { return impl_->ingest->handle(r); },
@@ -119,6 +154,11 @@ void Service::start() {
       {"/healthz", "/healthz", [this](const bridge::HttpRequest& r) { return impl_->healthz(r); }});
   impl_->api->add(
       {"/readyz", "/readyz", [this](const bridge::HttpRequest& r) { return impl_->readyz(r); }});
+  if (impl_->ui) {
+    impl_->api->add({"/ui", "/ui", [this](const bridge::HttpRequest& r) {
+                       return impl_->ui->serve(r);
+                     }});
+  }
   if (c.metrics.listen.empty()) {
     impl_->add_metrics_routes(*impl_->api);
   } else {
@@ -142,8 +182,10 @@ void Service::start() {
 
 void Service::stop() {
   if (!impl_) return;
+  // Listeners first (in-flight requests finish), then the writer drains what it can.
   if (impl_->api) impl_->api->stop();
   if (impl_->metrics) impl_->metrics->stop();
+  if (impl_->storage) impl_->storage->stop();
 }
 
 std::vector<std::string> Service::urls() const {
@@ -153,6 +195,7 @@ std::vector<std::string> Service::urls() const {
   out.push_back("metrics   " + metrics + impl_->config.metrics_path);
   out.push_back("ingest    " + api + "/api/v1/runs");
   out.push_back("health    " + api + "/healthz  " + api + "/readyz");
+  if (impl_->ui) out.push_back("dashboard " + api + "/ui/");
   return out;
 }
 

@@ -68,6 +68,8 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.retention_days == defaults.retention_days);
   CHECK(shipped.tail_enabled == defaults.tail_enabled);
   CHECK(shipped.tail_interval_ms == defaults.tail_interval_ms);
+  CHECK(shipped.ui_enabled == defaults.ui_enabled);
+  CHECK(shipped.ui_dir == defaults.ui_dir);
 }
 
 TEST_CASE("the good config fixture loads", "[config]") {

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Demo traffic for `make run`: posts realistic workflow runs to meshhook-stats.
+
+A few tenants, each with a handful of workflows whose durations are log-normal around their
+own typical time, with some failures and timeouts. Ids are stable across restarts so the
+dashboards keep their series. Stops on SIGTERM or after --seconds."""
+
+import argparse
+import json
+import math
+import random
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+NAMESPACE = uuid.UUID("6f0b7a52-2d0e-4c59-9b1b-0d6c1c0a7e11")
+TENANTS = ["acme", "globex", "initech"]
+WORKFLOWS = [  # name, median seconds, failure ratio
+    ("stripe-webhook-sync", 0.35, 0.01),
+    ("github-pr-triage", 1.8, 0.03),
+    ("nightly-crm-export", 95.0, 0.05),
+    ("slack-alert-router", 0.12, 0.005),
+    ("invoice-pdf-render", 6.5, 0.02),
+]
+
+stop = False
+
+
+def on_term(*_):
+    global stop
+    stop = True
+
+
+def ids(tenant, workflow):
+    return (str(uuid.uuid5(NAMESPACE, tenant)), str(uuid.uuid5(NAMESPACE, tenant + "/" + workflow)))
+
+
+def event(rng, tenant, workflow, median, failure):
+    project_id, workflow_id = ids(tenant, workflow)
+    seconds = median * math.exp(rng.gauss(0, 0.6))
+    r = rng.random()
+    status = "failed" if r < failure else "timeout" if r < failure * 1.2 else "succeeded"
+    end = time.time() - rng.uniform(0, 1)
+    start = end - seconds
+    fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+    return {"run_id": str(uuid.uuid4()), "project_id": project_id, "workflow_id": workflow_id,
+            "workflow_name": workflow, "status": status, "started_at": fmt(start),
+            "finished_at": fmt(end)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--url", default="http://127.0.0.1:9470/api/v1/runs")
+    ap.add_argument("--token-file", required=True)
+    ap.add_argument("--rate", type=float, default=20, help="runs per second")
+    ap.add_argument("--seconds", type=float, default=0, help="stop after this long; 0 = never")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    token = open(args.token_file).read().strip()
+    rng = random.Random()
+    started = time.monotonic()
+    sent = 0
+    while not stop and (not args.seconds or time.monotonic() - started < args.seconds):
+        batch = []
+        for _ in range(max(1, int(rng.expovariate(1 / args.rate)))):
+            tenant = rng.choice(TENANTS)
+            # Popular workflows run more often.
+            name, median, failure = WORKFLOWS[min(int(rng.expovariate(0.7)), len(WORKFLOWS) - 1)]
+            batch.append(event(rng, tenant, name, median, failure))
+        req = urllib.request.Request(args.url, data=json.dumps(batch).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                sent += len(batch)
+        except urllib.error.HTTPError as e:
+            print(f"demo-traffic: {e.code} {e.read()[:200]!r}", file=sys.stderr)
+        except OSError as e:
+            print(f"demo-traffic: {e}", file=sys.stderr)
+        time.sleep(1)
+    print(f"demo-traffic: sent {sent} runs", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
