@@ -75,7 +75,8 @@ void BM_ObserveWithExemplar(benchmark::State& state) {
 }
 BENCHMARK(BM_ObserveWithExemplar);
 
-// with() on an existing label set of three uuid-length values, in a family of 10,000 series.
+// with() on an existing label set of three uuid-length values, in families of 100 and 10,000
+// series.
 void BM_LookupExisting(benchmark::State& state) {
   Registry registry;
   FamilyOptions o;
@@ -84,19 +85,21 @@ void BM_LookupExisting(benchmark::State& state) {
   auto& family = registry.add_histogram(o, kTwelveBuckets);
   std::vector<std::string> tenants;
   std::vector<std::string> workflows;
-  for (unsigned t = 0; t < 100; ++t) tenants.push_back(uuid(t));
+  // state.range(0) x 100 series, looked up round-robin.
+  const auto per = static_cast<std::size_t>(state.range(0));
+  for (unsigned t = 0; t < per; ++t) tenants.push_back(uuid(t));
   for (unsigned w = 0; w < 100; ++w) workflows.push_back(uuid(1000 + w));
   for (const auto& t : tenants) {
     for (const auto& w : workflows) family.with({t, w, "succeeded"});
   }
   std::size_t n = 0;
   for (auto _ : state) {
-    Histogram& h = family.with({tenants[n % 100], workflows[(n / 100) % 100], "succeeded"});
+    Histogram& h = family.with({tenants[n % per], workflows[(n / per) % 100], "succeeded"});
     benchmark::DoNotOptimize(&h);
     ++n;
   }
 }
-BENCHMARK(BM_LookupExisting);
+BENCHMARK(BM_LookupExisting)->Arg(1)->Arg(100);
 
 // 100 tenants x 50 workflows x 2 statuses = 10,000 histogram series of 12 buckets.
 struct ScrapeFixture {

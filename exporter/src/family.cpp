@@ -1,5 +1,6 @@
 #include "meshhook/exporter/family.h"
 
+#include <random>
 #include <stdexcept>
 
 #include "detail/family_impl.h"
@@ -19,6 +20,51 @@ void build_key(std::string& key, const Values& values, std::size_t max_len) {
 }
 
 }  // namespace
+
+namespace detail {
+
+namespace {
+
+__extension__ using Uint128 = unsigned __int128;
+
+inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
+  const Uint128 r = static_cast<Uint128>(a) * b;
+  return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+}
+
+const std::uint64_t kHashSeed = [] {
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}();
+
+}  // namespace
+
+std::uint64_t hash_key(std::string_view key) noexcept {
+  constexpr std::uint64_t k0 = 0xa0761d6478bd642full;
+  constexpr std::uint64_t k1 = 0xe7037ed1a0b428dbull;
+  std::uint64_t h = kHashSeed ^ (key.size() * k0);
+  const char* p = key.data();
+  std::size_t n = key.size();
+  for (; n >= 16; n -= 16, p += 16) {
+    std::uint64_t a;
+    std::uint64_t b;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 8, 8);
+    h = fold_multiply(a ^ k0 ^ h, b ^ k1);
+  }
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  if (n > 8) {
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 8, n - 8);
+  } else {
+    std::memcpy(&a, p, n);
+  }
+  h = fold_multiply(a ^ k0 ^ h, b ^ k1 ^ n);
+  return fold_multiply(h ^ k0, k1);
+}
+
+}  // namespace detail
 
 template <typename Metric>
 Family<Metric>::Family(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -47,12 +93,11 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
   const std::size_t max_len = m.options.max_label_value_length;
   std::string& key = tl_key;
   build_key(key, values, max_len);
-  const std::size_t hash = detail::hash_key(key);
+  const std::uint64_t hash = detail::hash_key(key);
   auto& shard = Impl::shard_for(m.shards, hash);
   {
     std::shared_lock lock(shard.mutex);
-    auto it = shard.map.find(detail::PrehashedKey{key, hash});
-    if (it != shard.map.end()) return it->second->metric;
+    if (void* found = shard.table.find(key, hash)) return *static_cast<Metric*>(found);
   }
 
   // A new label set. Decide whether it may have a series of its own or folds into __other__.
@@ -67,8 +112,7 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
 
   std::string owned_key = key;  // the recursion below may reuse tl_key
   std::unique_lock lock(shard.mutex);
-  auto it = shard.map.find(detail::PrehashedKey{owned_key, hash});
-  if (it != shard.map.end()) return it->second->metric;
+  if (void* found = shard.table.find(owned_key, hash)) return *static_cast<Metric*>(found);
   if (capped &&
       m.capped_series.fetch_add(1, std::memory_order_relaxed) >= m.options.max_series) {
     m.capped_series.fetch_sub(1, std::memory_order_relaxed);
@@ -80,6 +124,7 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
   }
 
   auto series = m.make_series();
+  series->key = std::move(owned_key);
   series->label_values.reserve(values.size());
   for (std::string_view v : values) {
     series->label_values.emplace_back(detail::truncate_utf8(v, max_len));
@@ -87,11 +132,14 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
   detail::append_label_pairs(series->rendered_labels, m.options.label_names,
                              series->label_values);
   Metric& metric = series->metric;
+  const std::string_view stable_key = series->key;  // lives in the series, which never moves
+  // Everything that can throw comes before the table holds a pointer into the series.
+  shard.table.reserve_one_more();
   {
     std::lock_guard order_lock(m.order_mutex);
-    m.order.push_back(series.get());
+    m.order.push_back(std::move(series));
   }
-  shard.map.emplace(std::move(owned_key), std::move(series));
+  shard.table.insert(stable_key, hash, &metric);
   m.series_count.fetch_add(1, std::memory_order_relaxed);
   return metric;
 }
@@ -102,7 +150,7 @@ void Family<Metric>::clear() {
   std::lock_guard order_lock(m.order_mutex);
   for (auto& shard : m.shards) {
     std::unique_lock lock(shard.mutex);
-    shard.map.clear();
+    shard.table.clear();
   }
   m.order.clear();
   m.capped_series.store(0);

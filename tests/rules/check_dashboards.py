@@ -12,7 +12,7 @@ import unittest
 import grafana_dashboards as gd
 
 PROMTOOL = os.environ.get("PROMTOOL", shutil.which("promtool") or "promtool")
-RECORDED_NAME_RE = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
+RECORDED_NAME_RE = re.compile(r"\b[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]*[a-zA-Z0-9_]\b")
 # Variables as Grafana would expand them when "All" is selected, and its built-ins.
 ALL = None
 BUILTINS = {"__interval": "1m", "__interval_ms": "60000", "__rate_interval": "1m", "__range": "6h",
@@ -135,10 +135,10 @@ class ModelTest(DashboardCase):
             for p, t, kind in gd.queries(d):
                 if kind == "promql":
                     exprs.append((f"{name} panel {p['id']} ({p['title']}) query {t['refId']}",
-                                  gd.expand_variables(t["expr"], values, BUILTINS)))
+                                  gd.expand_variables(t["expr"], values, BUILTINS, promql=True)))
             for var, selector, _ in gd.variable_queries(d):
                 if selector:
-                    exprs.append((f"{name} variable {var['name']}", gd.expand_variables(selector, values, BUILTINS)))
+                    exprs.append((f"{name} variable {var['name']}", gd.expand_variables(selector, values, BUILTINS, promql=True)))
         self.assertTrue(exprs)
         # promtool parses each expression as a recording rule; one file, one rule per expression.
         with tempfile.TemporaryDirectory() as tmp:

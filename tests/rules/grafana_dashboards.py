@@ -104,8 +104,10 @@ def format_value(values, fmt, all_value=".*"):
     raise ValueError(f"unsupported variable format :{fmt}")
 
 
-def expand_variables(text, values, builtins):
-    """values: {name: list of values, or None for All}; builtins: {"__interval": "1m", ...}."""
+def expand_variables(text, values, builtins, promql=False):
+    """values: {name: list of values, or None for All}; builtins: {"__interval": "1m", ...}.
+    promql: the text is PromQL, where Grafana's Prometheus data source doubles each backslash
+    of a regex-formatted value so that it survives the string literal ("127\\.0")."""
     def sub(m):
         name = m.group(1) or m.group(3)
         fmt = m.group(2)
@@ -113,7 +115,8 @@ def expand_variables(text, values, builtins):
             return builtins[name]
         if name not in values:
             raise KeyError(f"unknown variable ${name}")
-        return format_value(values[name], fmt)
+        value = format_value(values[name], fmt)
+        return value.replace("\\", "\\\\") if promql else value
     return VARIABLE_RE.sub(sub, text)
 
 

@@ -13,7 +13,6 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "meshhook/exporter/counter.h"
@@ -21,31 +20,69 @@
 
 namespace meshhook::exporter::detail {
 
-/// A lookup key with its hash computed once: the hash picks the shard and the bucket.
-struct PrehashedKey {
-  std::string_view key;
-  std::size_t hash;
-};
+/// The hash of a lookup key: 8 bytes at a time, multiply-fold mixing (as in wyhash), seeded
+/// per process so that label values chosen by a client cannot aim at one probe chain.
+std::uint64_t hash_key(std::string_view key) noexcept;
 
-inline std::size_t hash_key(std::string_view key) noexcept {
-  return std::hash<std::string_view>{}(key);
-}
-
-struct KeyHash {
-  using is_transparent = void;
-  std::size_t operator()(const std::string& k) const noexcept { return hash_key(k); }
-  std::size_t operator()(const PrehashedKey& k) const noexcept { return k.hash; }
-};
-
-struct KeyEqual {
-  using is_transparent = void;
-  bool operator()(const std::string& a, const std::string& b) const noexcept { return a == b; }
-  bool operator()(const PrehashedKey& a, const std::string& b) const noexcept {
-    return a.key == b;
+/// An open-addressing table from keys to metrics: the slot holds the hash and a pointer to the
+/// key bytes (owned by the series), so a hit touches the slot and the key and nothing else.
+/// Not thread-safe: each shard guards its own.
+class SlotTable {
+ public:
+  void* find(std::string_view key, std::uint64_t hash) const noexcept {
+    if (slots_.empty()) return nullptr;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Slot& s = slots_[i];
+      if (s.metric == nullptr) return nullptr;
+      if (s.hash == hash && s.key_size == key.size() &&
+          std::memcmp(s.key, key.data(), key.size()) == 0) {
+        return s.metric;
+      }
+    }
   }
-  bool operator()(const std::string& a, const PrehashedKey& b) const noexcept {
-    return a == b.key;
+
+  /// Makes room for one more entry, so that the insert() after it cannot fail.
+  void reserve_one_more() {
+    if ((used_ + 1) * 2 > slots_.size()) grow();
   }
+
+  /// After reserve_one_more(). stable_key must outlive the entry; metric must not be null.
+  void insert(std::string_view stable_key, std::uint64_t hash, void* metric) noexcept {
+    place(Slot{hash, stable_key.data(), stable_key.size(), metric});
+    ++used_;
+  }
+
+  void clear() noexcept {
+    slots_.clear();
+    used_ = 0;
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t hash = 0;
+    const char* key = nullptr;
+    std::size_t key_size = 0;
+    void* metric = nullptr;
+  };
+
+  void place(const Slot& slot) noexcept {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = slot.hash & mask;
+    while (slots_[i].metric != nullptr) i = (i + 1) & mask;
+    slots_[i] = slot;
+  }
+
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 16 : 2 * old.size(), Slot{});
+    for (const Slot& s : old) {
+      if (s.metric != nullptr) place(s);
+    }
+  }
+
+  std::vector<Slot> slots_;  // size is 0 or a power of two, at most half full
+  std::size_t used_ = 0;
 };
 
 /// Appends one label value to a key. Each value is prefixed by its length, so no pair of label
@@ -62,6 +99,7 @@ template <typename Metric>
 struct Series {
   template <typename... Args>
   explicit Series(Args&&... args) : metric(std::forward<Args>(args)...) {}
+  std::string key;  // the lookup key; its bytes are what the shard's table points at
   std::vector<std::string> label_values;
   std::string rendered_labels;  // name="value",... escaped, without braces
   Metric metric;
@@ -79,8 +117,7 @@ struct Family<Metric>::Impl {
 
   struct alignas(64) Shard {
     std::shared_mutex mutex;
-    std::unordered_map<std::string, std::unique_ptr<SeriesT>, detail::KeyHash, detail::KeyEqual>
-        map;
+    detail::SlotTable table;
   };
 
   FamilyOptions options;
@@ -93,14 +130,14 @@ struct Family<Metric>::Impl {
   std::atomic<std::size_t> capped_series{0};  // series that count against max_series
   std::atomic<std::size_t> series_count{0};
 
-  // Creation order, so that the exposition is stable. Guarded by order_mutex; collect() holds
-  // it while it reads the series, clear() while it frees them.
+  // Owns the series, in creation order so that the exposition is stable. Guarded by
+  // order_mutex; collect() holds it while it reads the series, clear() while it frees them.
   mutable std::mutex order_mutex;
-  std::vector<SeriesT*> order;
+  std::vector<std::unique_ptr<SeriesT>> order;
 
-  static Shard& shard_for(std::array<Shard, kShards>& s, std::size_t hash) noexcept {
-    // The map uses the low bits for its buckets; the shard takes the high ones.
-    return s[(hash >> (sizeof(std::size_t) * 8 - 4)) % kShards];
+  static Shard& shard_for(std::array<Shard, kShards>& s, std::uint64_t hash) noexcept {
+    // The tables probe from the low bits; the shard takes the high ones.
+    return s[(hash >> 60) % kShards];
   }
 
   std::unique_ptr<SeriesT> make_series() const {

@@ -33,8 +33,7 @@ begin
         (new.id, new.project_id, new.workflow_id, new.status, new.started_at, new.finished_at,
          -- Integer milliseconds, microseconds rounded half up; a clock that went backwards
          -- records 0 rather than failing MeshHook's transaction.
-         greatest(elapsed_us, 0) / 1000 + case when greatest(elapsed_us, 0) % 1000 >= 500
-                                               then 1 else 0 end,
+         (greatest(elapsed_us, 0) + 500) / 1000,
          'capture')
     on conflict (run_id) do nothing;
     return null;

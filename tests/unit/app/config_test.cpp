@@ -133,3 +133,13 @@ TEST_CASE("an unknown MESHHOOK_STATS_ variable is an error", "[config]") {
 TEST_CASE("env names are the dotted path in upper case", "[config]") {
   CHECK(meshhook::app::env_name("ingest.max_body_bytes") == "MESHHOOK_STATS_INGEST_MAX_BODY_BYTES");
 }
+
+TEST_CASE("docs/config.md documents every setting", "[config]") {
+  std::ifstream in(std::string(MESHHOOK_SOURCE_DIR) + "/docs/config.md");
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE_FALSE(doc.empty());
+  for (const auto& key : meshhook::app::config_keys()) {
+    INFO(key);
+    CHECK(doc.find("`" + key + "`") != std::string::npos);
+  }
+}
