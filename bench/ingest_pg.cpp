@@ -87,10 +87,10 @@ double raw_copy(const std::string& server, const std::vector<bridge::RunEvent>& 
   std::string run(36, '\0'), project(36, '\0'), workflow(36, '\0');
   for (std::size_t i = 0; i < events.size(); i += chunk) {
     pqxx::work tx(c);
-    pqxx::stream_to copy(tx, "execution_time_statistics",
-                         std::vector<std::string>{"run_id", "project_id", "workflow_id", "status",
-                                                  "started_at", "finished_at",
-                                                  "execution_time_ms"});
+    pqxx::stream_to copy(
+        tx, "execution_time_statistics",
+        std::vector<std::string>{"run_id", "project_id", "workflow_id", "status", "started_at",
+                                 "finished_at", "execution_time_ms"});
     for (std::size_t j = i; j < std::min(events.size(), i + chunk); ++j) {
       const auto& e = events[j];
       e.run_id.write(run.data());
@@ -116,16 +116,23 @@ int main(int argc, char** argv) {
                           ("meshhook-bench-spool-" + std::to_string(::getpid()));
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--url") url = value;
-    else if (flag == "--runs") runs = std::stoul(value);
-    else if (flag == "--threads") threads = std::stoul(value);
-    else if (flag == "--batch") batch = std::stoul(value);
-    else if (flag == "--writer-batch") writer_batch = std::stoul(value);
-    else if (flag == "--spool") spool_dir = value;
+    if (flag == "--url")
+      url = value;
+    else if (flag == "--runs")
+      runs = std::stoul(value);
+    else if (flag == "--threads")
+      threads = std::stoul(value);
+    else if (flag == "--batch")
+      batch = std::stoul(value);
+    else if (flag == "--writer-batch")
+      writer_batch = std::stoul(value);
+    else if (flag == "--spool")
+      spool_dir = value;
   }
   if (url.empty()) {
-    std::fprintf(stderr, "usage: ingest_pg --url URL [--runs N] [--threads T] [--batch B] "
-                         "[--writer-batch R] [--spool DIR]\n");
+    std::fprintf(stderr,
+                 "usage: ingest_pg --url URL [--runs N] [--threads T] [--batch B] "
+                 "[--writer-batch R] [--spool DIR]\n");
     return 2;
   }
   auto events = make_events(runs);
@@ -175,10 +182,11 @@ int main(int argc, char** argv) {
     writer.stop();
     std::printf("spool accept (durable, %zu threads x %zu-run batches): %.0f runs/s\n", threads,
                 batch, static_cast<double>(runs) / accept_s);
-    std::printf("end to end (accepted -> committed in Postgres): %zu runs in %.2f s = %.0f runs/s"
-                " (%.0f%% of raw COPY)%s\n",
-                runs, total_s, static_cast<double>(runs) / total_s, 100.0 * copy_s / total_s,
-                refused ? " [some refused: spool full]" : "");
+    std::printf(
+        "end to end (accepted -> committed in Postgres): %zu runs in %.2f s = %.0f runs/s"
+        " (%.0f%% of raw COPY)%s\n",
+        runs, total_s, static_cast<double>(runs) / total_s, 100.0 * copy_s / total_s,
+        refused ? " [some refused: spool full]" : "");
   }
   std::filesystem::remove_all(spool_dir);
   return 0;

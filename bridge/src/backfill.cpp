@@ -89,13 +89,12 @@ std::uint64_t backfill(const std::string& url, std::int64_t since_us,
       p.resumed = true;
       spdlog::info("backfill: resuming after {} (run {})", cursor_us, cursor_id);
     }
-    p.rows_total = tx.exec_params1(std::string("select count(*) from workflow_runs where ") +
-                                       kFinishedRuns +
-                                       " and (finished_at, id) > (" MESHHOOK_TS("$3") ", $4::uuid)",
-                                   static_cast<long long>(since_us),
-                                   static_cast<long long>(until),
-                                   static_cast<long long>(cursor_us), cursor_id)[0]
-                       .as<unsigned long long>();
+    p.rows_total =
+        tx.exec_params1(std::string("select count(*) from workflow_runs where ") + kFinishedRuns +
+                            " and (finished_at, id) > (" MESHHOOK_TS("$3") ", $4::uuid)",
+                        static_cast<long long>(since_us), static_cast<long long>(until),
+                        static_cast<long long>(cursor_us), cursor_id)[0]
+            .as<unsigned long long>();
   }
   p.position_us = std::max(cursor_us, since_us);
   if (progress) progress(p);

@@ -97,12 +97,12 @@ struct BatchWriter::Metrics {
                                   "Rows inserted into execution_time_statistics (replays "
                                   "skipped by run_id are not counted)."))
                  .with(kNoLabels)),
-        duration(r.add_histogram(family("meshhook_stats_write_duration_seconds",
-                                        "Time to write one batch to Postgres (COPY, insert, "
-                                        "commit).",
-                                        "seconds"),
-                                 {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                  2.5, 5, 10})
+        duration(r.add_histogram(
+                      family("meshhook_stats_write_duration_seconds",
+                             "Time to write one batch to Postgres (COPY, insert, "
+                             "commit).",
+                             "seconds"),
+                      {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
                      .with(kNoLabels)),
         database_up(gauge(r, family("meshhook_stats_database_up",
                                     "1 when the last connection or write to Postgres "
@@ -165,13 +165,14 @@ void BatchWriter::update_spool_gauges() {
 }
 
 void BatchWriter::connect() {
-  auto conn = std::make_unique<pqxx::connection>(detail::with_connect_timeout(options_.database_url));
+  auto conn =
+      std::make_unique<pqxx::connection>(detail::with_connect_timeout(options_.database_url));
   {
     pqxx::read_transaction tx(*conn);
     int version = 0;
     if (tx.exec1("select to_regclass('meshhook_stats_migrations') is not null")[0].as<bool>()) {
-      version = tx.exec1("select coalesce(max(version), 0) from meshhook_stats_migrations")[0]
-                    .as<int>();
+      version =
+          tx.exec1("select coalesce(max(version), 0) from meshhook_stats_migrations")[0].as<int>();
     }
     SchemaStatus status{version, required_schema_version()};
     if (!status.current()) throw std::runtime_error(status.message());
@@ -320,7 +321,7 @@ void BatchWriter::run() {
     } catch (const std::exception& e) {
       metrics_->batches_error.inc();
       set_down(e.what());
-      conn_.reset();  // whatever state it is in, start over with a fresh session
+      conn_.reset();        // whatever state it is in, start over with a fresh session
       if (stopping) break;  // what is left stays in the spool for the next start
       // Full jitter on the upper half: spreads reconnects of many daemons.
       std::uniform_int_distribution<long long> jitter(backoff.count() / 2, backoff.count());

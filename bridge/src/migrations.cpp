@@ -78,8 +78,7 @@ struct Recorded {
 
 std::map<int, Recorded> recorded_migrations(pqxx::transaction_base& tx) {
   std::map<int, Recorded> out;
-  for (const auto& row :
-       tx.exec("select version, name, checksum from meshhook_stats_migrations")) {
+  for (const auto& row : tx.exec("select version, name, checksum from meshhook_stats_migrations")) {
     out[row[0].as<int>()] = Recorded{row[1].as<std::string>(), row[2].as<std::string>()};
   }
   return out;

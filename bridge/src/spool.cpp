@@ -225,9 +225,10 @@ void Spool::recover() {
         std::memcpy(&checkpoint_.offset, buf + 16, 8);
         have_checkpoint = true;
       } else {
-        spdlog::warn("spool {}: checkpoint is damaged; replaying every segment (stored runs "
-                     "are skipped by run_id)",
-                     options_.dir.string());
+        spdlog::warn(
+            "spool {}: checkpoint is damaged; replaying every segment (stored runs "
+            "are skipped by run_id)",
+            options_.dir.string());
       }
     }
   }
@@ -262,8 +263,8 @@ void Spool::recover() {
   read_pos_ = checkpoint_;
   active_segment_ = last_seq;  // open_new_segment() takes the next number
   if (records_ > 0) {
-    spdlog::info("spool {}: {} record(s), {} bytes to write to the database",
-                 options_.dir.string(), records_, bytes_);
+    spdlog::info("spool {}: {} record(s), {} bytes to write to the database", options_.dir.string(),
+                 records_, bytes_);
   }
 }
 
@@ -555,9 +556,9 @@ SpoolBatch Spool::read(std::size_t max_records, std::chrono::milliseconds wait) 
   }
 
   // One pread for the whole durable range we may need (bounded), then parse.
-  std::uint64_t want = std::min<std::uint64_t>(durable_end - read_pos_.offset,
-                                               static_cast<std::uint64_t>(max_records) *
-                                                   (kRecordHeader + kMaxPayload));
+  std::uint64_t want = std::min<std::uint64_t>(
+      durable_end - read_pos_.offset,
+      static_cast<std::uint64_t>(max_records) * (kRecordHeader + kMaxPayload));
   want = std::min<std::uint64_t>(want, 64u << 20);
   std::string buf(want, '\0');
   std::size_t got = 0;
@@ -568,7 +569,8 @@ SpoolBatch Spool::read(std::size_t max_records, std::chrono::milliseconds wait) 
   }
   std::size_t pos = 0;
   std::uint64_t bytes = 0;
-  batch.events.reserve(std::min<std::size_t>(max_records, got / (kRecordHeader + kFixedPayload) + 1));
+  batch.events.reserve(
+      std::min<std::size_t>(max_records, got / (kRecordHeader + kFixedPayload) + 1));
   while (batch.events.size() < max_records && got - pos >= kRecordHeader) {
     std::uint32_t len = 0;
     std::uint32_t crc = 0;

@@ -74,8 +74,8 @@ void Tailer::run() {
     }
     try {
       if (!conn) {
-        conn = std::make_unique<pqxx::connection>(
-            detail::with_connect_timeout(options_.database_url));
+        conn =
+            std::make_unique<pqxx::connection>(detail::with_connect_timeout(options_.database_url));
       }
       if (!active_) {
         // A session lock on this dedicated connection: held until the session ends, so a
@@ -126,9 +126,8 @@ bool Tailer::poll_once(void* raw) {
         tx.exec1("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")[0]
             .as<long long>() &
         0xffffffffLL);
-    auto result =
-        tx.exec_params(kSelectRows, static_cast<long long>(from),
-                       static_cast<long long>(options_.batch_rows));
+    auto result = tx.exec_params(kSelectRows, static_cast<long long>(from),
+                                 static_cast<long long>(options_.batch_rows));
     rows = result.size();
     for (const auto& row : result) {
       auto xid = static_cast<std::uint32_t>(row[8].as<long long>() & 0xffffffffLL);

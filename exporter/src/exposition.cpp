@@ -23,7 +23,9 @@ using detail::put_uint;
 // costs a handful of reallocations and no per-piece capacity checks.
 class Writer {
  public:
-  explicit Writer(std::string& out) : out_(out), used_(out.size()) {}
+  Writer(std::string& out, std::size_t expected) : out_(out), used_(out.size()) {
+    out_.resize(used_ + expected);
+  }
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
   ~Writer() { out_.resize(used_); }
@@ -271,10 +273,31 @@ std::string_view content_type(ExpositionFormat format) {
              : "text/plain; version=0.0.4; charset=utf-8";
 }
 
+// An upper bound of the size of the exposition (exemplars aside), so that the output is sized
+// once: growing a 20 MB string by doubling copies it several times.
+std::size_t expected_size(const std::vector<FamilySnapshot>& families) {
+  std::size_t total = 16;
+  for (const FamilySnapshot& f : families) {
+    total += 3 * f.name.size() + 2 * f.help.size() + f.unit.size() + 64;
+    const std::size_t les = f.bounds.size() + 1;
+    const std::size_t le_chars = les * 8;  // typical bound rendering; the writer grows if not
+    for (const SeriesSnapshot& s : f.series) {
+      const std::size_t labels =
+          s.rendered_labels.empty() && !s.label_values.empty() ? 256 : s.rendered_labels.size();
+      // name{labels} value: the value is at most kMaxFloatChars, counts at most 20 digits.
+      const std::size_t line = f.name.size() + labels + 12;
+      total += f.type == MetricType::histogram
+                   ? les * (line + 8 + 20) + le_chars + 2 * (line + 8 + kMaxFloatChars)
+                   : line + kMaxFloatChars;
+    }
+  }
+  return total;
+}
+
 void serialize(std::string& out, const std::vector<FamilySnapshot>& families,
                ExpositionFormat format) {
   const bool om = format == ExpositionFormat::openmetrics;
-  Writer w(out);
+  Writer w(out, expected_size(families));
   std::vector<std::string> les;
   std::string rendered;
   for (const FamilySnapshot& f : families) {

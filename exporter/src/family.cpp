@@ -42,26 +42,41 @@ const std::uint64_t kHashSeed = [] {
 std::uint64_t hash_key(std::string_view key) noexcept {
   constexpr std::uint64_t k0 = 0xa0761d6478bd642full;
   constexpr std::uint64_t k1 = 0xe7037ed1a0b428dbull;
-  std::uint64_t h = kHashSeed ^ (key.size() * k0);
+  const auto load64 = [](const char* p) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  const auto load32 = [](const char* p) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return static_cast<std::uint64_t>(v);
+  };
   const char* p = key.data();
-  std::size_t n = key.size();
-  for (; n >= 16; n -= 16, p += 16) {
-    std::uint64_t a;
-    std::uint64_t b;
-    std::memcpy(&a, p, 8);
-    std::memcpy(&b, p + 8, 8);
-    h = fold_multiply(a ^ k0 ^ h, b ^ k1);
-  }
+  const std::size_t size = key.size();
+  std::uint64_t h = kHashSeed ^ (size * k0);
   std::uint64_t a = 0;
   std::uint64_t b = 0;
-  if (n > 8) {
-    std::memcpy(&a, p, 8);
-    std::memcpy(&b, p + 8, n - 8);
-  } else {
-    std::memcpy(&a, p, n);
+  if (size >= 16) {
+    std::size_t n = size;
+    for (; n > 16; n -= 16, p += 16) h = fold_multiply(load64(p) ^ k0 ^ h, load64(p + 8) ^ k1);
+    // The last 16 bytes, overlapping what the loop took: no byte-wise tail.
+    a = load64(key.data() + size - 16);
+    b = load64(key.data() + size - 8);
+  } else if (size >= 8) {
+    a = load64(p);
+    b = load64(p + size - 8);
+  } else if (size >= 4) {
+    a = load32(p);
+    b = load32(p + size - 4);
+  } else if (size > 0) {
+    const auto byte = [](char c) {
+      return static_cast<std::uint64_t>(static_cast<unsigned char>(c));
+    };
+    a = (byte(p[0]) << 16) | (byte(p[size / 2]) << 8) | byte(p[size - 1]);
   }
-  h = fold_multiply(a ^ k0 ^ h, b ^ k1 ^ n);
-  return fold_multiply(h ^ k0, k1);
+  h = fold_multiply(a ^ k0 ^ h, b ^ k1);
+  return fold_multiply(h ^ k0, k1 ^ size);
 }
 
 }  // namespace detail
@@ -113,8 +128,7 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
   std::string owned_key = key;  // the recursion below may reuse tl_key
   std::unique_lock lock(shard.mutex);
   if (void* found = shard.table.find(owned_key, hash)) return *static_cast<Metric*>(found);
-  if (capped &&
-      m.capped_series.fetch_add(1, std::memory_order_relaxed) >= m.options.max_series) {
+  if (capped && m.capped_series.fetch_add(1, std::memory_order_relaxed) >= m.options.max_series) {
     m.capped_series.fetch_sub(1, std::memory_order_relaxed);
     lock.unlock();
     std::vector<std::string_view> folded(values.begin(), values.end());
@@ -129,8 +143,7 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
   for (std::string_view v : values) {
     series->label_values.emplace_back(detail::truncate_utf8(v, max_len));
   }
-  detail::append_label_pairs(series->rendered_labels, m.options.label_names,
-                             series->label_values);
+  detail::append_label_pairs(series->rendered_labels, m.options.label_names, series->label_values);
   Metric& metric = series->metric;
   const std::string_view stable_key = series->key;  // lives in the series, which never moves
   // Everything that can throw comes before the table holds a pointer into the series.

@@ -114,15 +114,14 @@ void Histogram::observe(double v) noexcept {
   s[i].fetch_add(1, std::memory_order_relaxed);
   std::atomic<std::uint64_t>& sum = s[m.buckets];
   std::uint64_t old = sum.load(std::memory_order_relaxed);
-  while (!sum.compare_exchange_weak(
-      old, std::bit_cast<std::uint64_t>(std::bit_cast<double>(old) + v),
-      std::memory_order_relaxed, std::memory_order_relaxed)) {
+  while (!sum.compare_exchange_weak(old,
+                                    std::bit_cast<std::uint64_t>(std::bit_cast<double>(old) + v),
+                                    std::memory_order_relaxed, std::memory_order_relaxed)) {
   }
 }
 
 void Histogram::observe(double v, std::string_view exemplar_label_name,
-                        std::string_view exemplar_label_value,
-                        double timestamp_seconds) noexcept {
+                        std::string_view exemplar_label_value, double timestamp_seconds) noexcept {
   observe(v);
   const std::size_t name_chars = detail::utf8_length(exemplar_label_name);
   if (exemplar_label_name.empty() || name_chars >= kMaxExemplarChars) return;

@@ -68,7 +68,9 @@ ProcessSample sample_process() {
       if (e == std::string_view::npos) break;
       rest.remove_prefix(e);
     }
-    auto field = [&](std::size_t n) { return n - 3 < fields.size() ? to_double(fields[n - 3]) : 0.0; };
+    auto field = [&](std::size_t n) {
+      return n - 3 < fields.size() ? to_double(fields[n - 3]) : 0.0;
+    };
     s.cpu_seconds = (field(14) + field(15)) / ticks;  // utime + stime
     s.start_time_seconds = boot_time_seconds() + field(22) / ticks;
     s.virtual_bytes = field(23);
@@ -129,8 +131,8 @@ void add_process_metrics(Registry& registry, std::string_view version, std::stri
                          MetricType::gauge, s.max_fds));
     out.push_back(single("process_virtual_memory_bytes", "Virtual memory size in bytes.", "bytes",
                          MetricType::gauge, s.virtual_bytes));
-    out.push_back(single("process_resident_memory_bytes", "Resident memory size in bytes.",
-                         "bytes", MetricType::gauge, s.resident_bytes));
+    out.push_back(single("process_resident_memory_bytes", "Resident memory size in bytes.", "bytes",
+                         MetricType::gauge, s.resident_bytes));
     out.push_back(single("process_start_time_seconds",
                          "Start time of the process since unix epoch in seconds.", "seconds",
                          MetricType::gauge, s.start_time_seconds));

@@ -113,10 +113,10 @@ struct Registry::Impl {
     impl->type = type;
     impl->bounds = std::move(bounds);
     if (options.max_series > 0) {
-      impl->overflow_index = static_cast<std::size_t>(
-          std::find(options.label_names.begin(), options.label_names.end(),
-                    options.overflow_label) -
-          options.label_names.begin());
+      impl->overflow_index =
+          static_cast<std::size_t>(std::find(options.label_names.begin(), options.label_names.end(),
+                                             options.overflow_label) -
+                                   options.label_names.begin());
       if (dropped != nullptr) impl->dropped = &dropped->with({options.name});
     }
     impl->options = std::move(options);

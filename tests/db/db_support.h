@@ -1,9 +1,9 @@
 #pragma once
 // Helpers for tests against a real Postgres: each test gets its own database.
 
-#include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <pqxx/pqxx>
@@ -23,8 +23,9 @@ inline std::string server_url() {
     WARN("skipped: MESHHOOK_TEST_DATABASE_URL is not set (run through `make test`)");
     return {};
   }
-  FAIL("MESHHOOK_TEST_DATABASE_URL is not set: run the db tests through `make test`, or set "
-       "MESHHOOK_TEST_ALLOW_SKIP=1 to skip them");
+  FAIL(
+      "MESHHOOK_TEST_DATABASE_URL is not set: run the db tests through `make test`, or set "
+      "MESHHOOK_TEST_ALLOW_SKIP=1 to skip them");
   return {};
 }
 

@@ -73,9 +73,10 @@ TEST_CASE("capture records a run once when it reaches a terminal status", "[db][
   if (server.empty()) return;
   TestDatabase db(server);
   make_meshhook(db, true);
-  db.exec("insert into workflow_runs (id, project_id, workflow_id, started_at) values"
-          " ('33333333-3333-4333-8333-333333333333', '" + std::string(kProject) + "', '" +
-          kWorkflow + "', '2026-01-01 00:00:00+00')");
+  db.exec(
+      "insert into workflow_runs (id, project_id, workflow_id, started_at) values"
+      " ('33333333-3333-4333-8333-333333333333', '" +
+      std::string(kProject) + "', '" + kWorkflow + "', '2026-01-01 00:00:00+00')");
   auto count = [&] { return db.scalar("select count(*) from execution_time_statistics"); };
 
   db.exec("update workflow_runs set status = 'paused'");
@@ -84,8 +85,9 @@ TEST_CASE("capture records a run once when it reaches a terminal status", "[db][
   // Terminal without finished_at is not finished yet.
   db.exec("update workflow_runs set status = 'failed'");
   CHECK(count() == 0);
-  db.exec("update workflow_runs set status = 'succeeded', finished_at = "
-          "'2026-01-01 00:00:01.2345+00'");
+  db.exec(
+      "update workflow_runs set status = 'succeeded', finished_at = "
+      "'2026-01-01 00:00:01.2345+00'");
   CHECK(count() == 1);
   db.exec("update workflow_runs set status = 'succeeded'");
   db.exec("update workflow_runs set finished_at = '2026-01-01 00:00:09+00'");
@@ -110,13 +112,16 @@ TEST_CASE("capture records runs inserted already finished, and a rolled back fin
   if (server.empty()) return;
   TestDatabase db(server);
   make_meshhook(db, true);
-  db.exec("insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
-          " select '" + std::string(kProject) + "', '" + kWorkflow +
-          "', 'failed', now() - interval '2 s', now() from generate_series(1, 5)");
+  db.exec(
+      "insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
+      " select '" +
+      std::string(kProject) + "', '" + kWorkflow +
+      "', 'failed', now() - interval '2 s', now() from generate_series(1, 5)");
   CHECK(db.scalar("select count(*) from execution_time_statistics where status = 'failed'") == 5);
   start_runs(db, 1);
-  db.exec("begin; update workflow_runs set status = 'succeeded', finished_at = now() "
-          "where status = 'running'; rollback;");
+  db.exec(
+      "begin; update workflow_runs set status = 'succeeded', finished_at = now() "
+      "where status = 'running'; rollback;");
   CHECK(db.scalar("select count(*) from execution_time_statistics") == 5);
 }
 
@@ -147,11 +152,13 @@ TEST_CASE("tailer observes captured runs in the histograms, and not ingested one
   REQUIRE(eventually([&] { return tailer.active(); }));
 
   start_runs(db, 40);
-  db.exec("update workflow_runs set status = 'failed', finished_at = now() + interval '1.5 s'"
-          " where status = 'running'");
-  db.exec("insert into execution_time_statistics (run_id, project_id, workflow_id, status,"
-          " started_at, finished_at, execution_time_ms, source) values (gen_random_uuid(), '" +
-          std::string(kProject) + "', '" + kWorkflow + "', 'succeeded', now(), now(), 0, 'ingest')");
+  db.exec(
+      "update workflow_runs set status = 'failed', finished_at = now() + interval '1.5 s'"
+      " where status = 'running'");
+  db.exec(
+      "insert into execution_time_statistics (run_id, project_id, workflow_id, status,"
+      " started_at, finished_at, execution_time_ms, source) values (gen_random_uuid(), '" +
+      std::string(kProject) + "', '" + kWorkflow + "', 'succeeded', now(), now(), 0, 'ingest')");
   REQUIRE(eventually([&] { return tailer.rows_observed() == 40; }));
   CHECK(eventually([&] {
     return tailer.position() == db.scalar("select max(id) from execution_time_statistics");
@@ -163,8 +170,7 @@ TEST_CASE("tailer observes captured runs in the histograms, and not ingested one
         db.scalar("select max(id) from execution_time_statistics"));
 }
 
-TEST_CASE("one tailer is active at a time and another takes over when it stops",
-          "[db][meshhook]") {
+TEST_CASE("one tailer is active at a time and another takes over when it stops", "[db][meshhook]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
@@ -187,8 +193,9 @@ TEST_CASE("one tailer is active at a time and another takes over when it stops",
   REQUIRE(eventually([&] { return b.active(); }, 10s));
 
   start_runs(db, 7);
-  db.exec("update workflow_runs set status = 'canceled', finished_at = now() "
-          "where status = 'running'");
+  db.exec(
+      "update workflow_runs set status = 'canceled', finished_at = now() "
+      "where status = 'running'");
   REQUIRE(eventually([&] { return b.rows_observed() == 7; }));
   std::this_thread::sleep_for(200ms);
   CHECK(b.rows_observed() == 7);  // resumed at the shared cursor: nothing observed twice
@@ -201,16 +208,22 @@ TEST_CASE("backfill imports finished runs in the range once, resumably", "[db][m
   TestDatabase db(server);
   make_meshhook(db, false);
   // 250 finished runs on 2026-01-01..02, 10 in December, 5 still running.
-  db.exec("insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
-          " select '" + std::string(kProject) + "', '" + kWorkflow + "',"
-          " (array['succeeded','failed','canceled'])[1 + g % 3],"
-          " timestamptz '2026-01-01 00:00:00+00' + g * interval '10 minutes',"
-          " timestamptz '2026-01-01 00:00:00+00' + g * interval '10 minutes' + g * interval '1.0005 ms'"
-          " from generate_series(0, 249) g");
-  db.exec("insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
-          " select '" + std::string(kProject) + "', '" + kWorkflow + "', 'succeeded',"
-          " timestamptz '2025-12-20 00:00:00+00', timestamptz '2025-12-20 00:00:01+00'"
-          " from generate_series(1, 10)");
+  db.exec(
+      "insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
+      " select '" +
+      std::string(kProject) + "', '" + kWorkflow +
+      "',"
+      " (array['succeeded','failed','canceled'])[1 + g % 3],"
+      " timestamptz '2026-01-01 00:00:00+00' + g * interval '10 minutes',"
+      " timestamptz '2026-01-01 00:00:00+00' + g * interval '10 minutes' + g * interval '1.0005 ms'"
+      " from generate_series(0, 249) g");
+  db.exec(
+      "insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
+      " select '" +
+      std::string(kProject) + "', '" + kWorkflow +
+      "', 'succeeded',"
+      " timestamptz '2025-12-20 00:00:00+00', timestamptz '2025-12-20 00:00:01+00'"
+      " from generate_series(1, 10)");
   start_runs(db, 5, "timestamptz '2026-01-01 05:00:00+00'");
 
   constexpr std::int64_t kJan1 = 1'767'225'600'000'000;
@@ -224,7 +237,8 @@ TEST_CASE("backfill imports finished runs in the range once, resumably", "[db][m
   REQUIRE(seen.size() >= 7);
   CHECK(seen.front().rows_total == 250);
   CHECK(seen.back().rows_scanned == 250);
-  CHECK(db.scalar("select count(*) from execution_time_statistics where source = 'backfill'") == 250);
+  CHECK(db.scalar("select count(*) from execution_time_statistics where source = 'backfill'") ==
+        250);
   // g * 1.0005 ms, rounded half up: g = 1 -> 1 ms, g = 249 -> 249.1245 -> 249 ms.
   CHECK(db.scalar("select sum(execution_time_ms) from execution_time_statistics") ==
         db.scalar("select sum(round(g * 1.0005)) from generate_series(0, 249) g"));
@@ -242,10 +256,14 @@ TEST_CASE("backfill resumes after an interruption without importing twice", "[db
   if (server.empty()) return;
   TestDatabase db(server);
   make_meshhook(db, false);
-  db.exec("insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
-          " select '" + std::string(kProject) + "', '" + kWorkflow + "', 'succeeded',"
-          " timestamptz '2026-01-01 00:00:00+00', timestamptz '2026-01-01 00:00:00+00' + g * interval '1 s'"
-          " from generate_series(1, 100) g");
+  db.exec(
+      "insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
+      " select '" +
+      std::string(kProject) + "', '" + kWorkflow +
+      "', 'succeeded',"
+      " timestamptz '2026-01-01 00:00:00+00', timestamptz '2026-01-01 00:00:00+00' + g * interval "
+      "'1 s'"
+      " from generate_series(1, 100) g");
   constexpr std::int64_t kJan1 = 1'767'225'600'000'000;
   constexpr std::int64_t kJan2 = kJan1 + 86'400'000'000;
   bridge::BackfillOptions options;
@@ -263,9 +281,9 @@ TEST_CASE("backfill resumes after an interruption without importing twice", "[db
   }
   CHECK(db.scalar("select count(*) from execution_time_statistics") == 60);
   bool resumed = false;
-  CHECK(bridge::backfill(db.url(), kJan1, kJan2,
-                         [&](const bridge::BackfillProgress& p) { resumed = p.resumed; },
-                         options) == 40);
+  CHECK(bridge::backfill(
+            db.url(), kJan1, kJan2, [&](const bridge::BackfillProgress& p) { resumed = p.resumed; },
+            options) == 40);
   CHECK(resumed);
   CHECK(db.scalar("select count(*) from execution_time_statistics") == 100);
 }

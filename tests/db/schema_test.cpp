@@ -14,8 +14,9 @@ namespace {
 
 std::string pg_dump_binary() {
   if (const char* dir = std::getenv("MESHHOOK_PG_BINDIR")) return std::string(dir) + "/pg_dump";
-  for (const char* candidate : {"/usr/lib/postgresql/15/bin/pg_dump", "/usr/lib/postgresql/16/bin/pg_dump",
-                                "/usr/lib/postgresql/17/bin/pg_dump"}) {
+  for (const char* candidate :
+       {"/usr/lib/postgresql/15/bin/pg_dump", "/usr/lib/postgresql/16/bin/pg_dump",
+        "/usr/lib/postgresql/17/bin/pg_dump"}) {
     if (::access(candidate, X_OK) == 0) return candidate;
   }
   return "pg_dump";
@@ -23,14 +24,16 @@ std::string pg_dump_binary() {
 
 // The schema as pg_dump prints it, without the lines that differ between any two dumps.
 std::string schema_dump(const std::string& url) {
-  std::string command = pg_dump_binary() + " --schema-only --no-owner --no-privileges '" + url + "'";
+  std::string command =
+      pg_dump_binary() + " --schema-only --no-owner --no-privileges '" + url + "'";
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string out;
   char line[4096];
   while (std::fgets(line, sizeof line, pipe) != nullptr) {
     std::string_view l(line);
-    if (l.starts_with("\\restrict") || l.starts_with("\\unrestrict") || l.starts_with("-- Dumped")) {
+    if (l.starts_with("\\restrict") || l.starts_with("\\unrestrict") ||
+        l.starts_with("-- Dumped")) {
       continue;
     }
     out += l;
@@ -110,8 +113,8 @@ TEST_CASE("the embedded migrations are the files in sql/migrations", "[db][schem
   for (const auto& m : bridge::migrations()) {
     char prefix[8];
     std::snprintf(prefix, sizeof prefix, "%04d_", m.version);
-    auto text = meshhook::testing::read_file(std::string(MESHHOOK_SOURCE_DIR) +
-                                             "/sql/migrations/" + prefix + m.name + ".sql");
+    auto text = meshhook::testing::read_file(std::string(MESHHOOK_SOURCE_DIR) + "/sql/migrations/" +
+                                             prefix + m.name + ".sql");
     CHECK(text == m.sql);
   }
 }

@@ -198,8 +198,8 @@ TEST_CASE("writer stores spooled runs with exact times and rounded milliseconds"
       "from execution_time_statistics order by run_id");
   REQUIRE(rows.size() == 5);
   CHECK(rows[0][0].as<std::string>() == "00000000-0000-4000-8000-000000000001");
-  CHECK(rows[0][2].as<long long>() == 1);   // 1.499 ms
-  CHECK(rows[1][2].as<long long>() == 2);   // 1.500 ms rounds half up
+  CHECK(rows[0][2].as<long long>() == 1);  // 1.499 ms
+  CHECK(rows[1][2].as<long long>() == 2);  // 1.500 ms rounds half up
   CHECK(rows[1][1].as<std::string>() == "timeout");
   CHECK(rows[1][4].as<std::string>() == "2026-01-01T00:00:00.123456");
   CHECK(rows[2][2].as<long long>() == 0);
@@ -320,7 +320,8 @@ TEST_CASE("storage wires spool and writer and reports readiness", "[db][writer]"
   storage.start();
   std::vector<bridge::RunEvent> events{event(1), event(2)};
   CHECK(storage.sink().accept(events).outcome == bridge::RunSink::Outcome::accepted);
-  REQUIRE(eventually([&] { return db.scalar("select count(*) from execution_time_statistics") == 2; }));
+  REQUIRE(
+      eventually([&] { return db.scalar("select count(*) from execution_time_statistics") == 2; }));
   CHECK(eventually([&] { return storage.ready(); }));
   CHECK(storage.readiness_detail().starts_with("database up; spool 0 runs"));
   storage.stop();
@@ -348,7 +349,8 @@ TEST_CASE("retention deletes expired runs in bounded batches", "[db][writer]") {
       " from generate_series(1, 1000) g");
   // Ages 0..19 days, 50 rows each; older than 10 days: ages 11..19 (and 10 days minus a bit).
   auto expected = db.scalar(
-      "select count(*) from execution_time_statistics where finished_at < now() - interval '10 days'");
+      "select count(*) from execution_time_statistics where finished_at < now() - interval '10 "
+      "days'");
   CHECK(bridge::delete_expired(db.url(), 10, 70) == static_cast<std::uint64_t>(expected));
   CHECK(db.scalar("select count(*) from execution_time_statistics where finished_at < now() - "
                   "interval '10 days'") == 0);

@@ -11,9 +11,7 @@ struct EmbeddedFile {
   const unsigned char* data;
   std::size_t size;
 
-  std::string_view text() const noexcept {
-    return {reinterpret_cast<const char*>(data), size};
-  }
+  std::string_view text() const noexcept { return {reinterpret_cast<const char*>(data), size}; }
 };
 
 extern const EmbeddedFile kEmbeddedSql[];

@@ -122,8 +122,8 @@ struct Family<Metric>::Impl {
 
   FamilyOptions options;
   MetricType type = MetricType::gauge;
-  std::vector<double> bounds;      // histograms: passed to every new series
-  Counter* dropped = nullptr;      // this family's meshhook_stats_series_dropped_total series
+  std::vector<double> bounds;  // histograms: passed to every new series
+  Counter* dropped = nullptr;  // this family's meshhook_stats_series_dropped_total series
   std::size_t overflow_index = kNoOverflowLabel;
 
   std::array<Shard, kShards> shards;

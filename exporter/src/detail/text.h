@@ -88,9 +88,7 @@ inline char* put(char* p, std::string_view s) noexcept {
   return p + s.size();
 }
 
-inline char* put_uint(char* p, std::uint64_t v) noexcept {
-  return std::to_chars(p, p + 20, v).ptr;
-}
+inline char* put_uint(char* p, std::uint64_t v) noexcept { return std::to_chars(p, p + 20, v).ptr; }
 
 /// Longest output of put_float, put_om_float and put_timestamp.
 inline constexpr std::size_t kMaxFloatChars = 40;
@@ -103,10 +101,12 @@ inline char* put_float(char* p, double v) noexcept {
   if (v == 0) return put(p, "0");
   char sci[32];
   auto r = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
-  const char* e = static_cast<const char*>(std::memchr(sci, 'e', static_cast<std::size_t>(r.ptr - sci)));
+  const char* e =
+      static_cast<const char*>(std::memchr(sci, 'e', static_cast<std::size_t>(r.ptr - sci)));
   int exp = 0;
   std::from_chars(e + (e[1] == '+' ? 2 : 1), r.ptr, exp);
-  if (exp < -4 || exp >= 6) return put(p, std::string_view(sci, static_cast<std::size_t>(r.ptr - sci)));
+  if (exp < -4 || exp >= 6)
+    return put(p, std::string_view(sci, static_cast<std::size_t>(r.ptr - sci)));
   return std::to_chars(p, p + kMaxFloatChars, v, std::chars_format::fixed).ptr;
 }
 

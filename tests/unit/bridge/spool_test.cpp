@@ -1,16 +1,16 @@
-#include <catch2/catch.hpp>
+#include "meshhook/bridge/spool.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
 #include <thread>
 #include <vector>
-
-#include "meshhook/bridge/spool.h"
 
 using meshhook::bridge::RunEvent;
 using meshhook::bridge::RunSink;
@@ -182,8 +182,9 @@ TEST_CASE("spool group commit keeps every event accepted from many threads", "[s
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         for (int i = 0; i < kPerThread; ++i) {
-          std::vector<RunEvent> events{make_event(static_cast<std::uint64_t>(t * 100000 + i * 2)),
-                                       make_event(static_cast<std::uint64_t>(t * 100000 + i * 2 + 1))};
+          std::vector<RunEvent> events{
+              make_event(static_cast<std::uint64_t>(t * 100000 + i * 2)),
+              make_event(static_cast<std::uint64_t>(t * 100000 + i * 2 + 1))};
           if (spool.accept(events).outcome == RunSink::Outcome::accepted) ++accepted;
         }
       });
@@ -199,7 +200,8 @@ TEST_CASE("spool group commit keeps every event accepted from many threads", "[s
   for (auto& e : all) seen.insert(number_of(e));
   CHECK(seen.size() == all.size());
   // A request's events are written together, in order.
-  for (std::size_t i = 0; i + 1 < all.size(); i += 2) CHECK(number_of(all[i]) + 1 == number_of(all[i + 1]));
+  for (std::size_t i = 0; i + 1 < all.size(); i += 2)
+    CHECK(number_of(all[i]) + 1 == number_of(all[i + 1]));
 }
 
 TEST_CASE("a full spool answers full and writes nothing", "[spool]") {

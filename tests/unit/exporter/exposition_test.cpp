@@ -1,3 +1,5 @@
+#include "meshhook/exporter/exposition.h"
+
 #include <zlib.h>
 
 #include <catch2/catch.hpp>
@@ -5,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "meshhook/exporter/exposition.h"
 #include "meshhook/exporter/registry.h"
 
 using namespace meshhook::exporter;
@@ -120,19 +121,20 @@ TEST_CASE("exposition escapes help text and label values", "[exporter]") {
   g.label_names = {"l"};
   g.series[0].label_values = {"x\\y\"z\nw"};
   CHECK_THAT(render({g}, ExpositionFormat::prometheus_text),
-             Contains("# HELP g a \\\\ b\\nc \"q\"\n") &&
-                 Contains("g{l=\"x\\\\y\\\"z\\nw\"} 1\n"));
-  CHECK_THAT(render({g}, ExpositionFormat::openmetrics),
-             Contains("# HELP g a \\\\ b\\nc \\\"q\\\"\n") &&
-                 Contains("g{l=\"x\\\\y\\\"z\\nw\"} 1.0\n"));
+             Contains("# HELP g a \\\\ b\\nc \"q\"\n") && Contains("g{l=\"x\\\\y\\\"z\\nw\"} 1\n"));
+  CHECK_THAT(
+      render({g}, ExpositionFormat::openmetrics),
+      Contains("# HELP g a \\\\ b\\nc \\\"q\\\"\n") && Contains("g{l=\"x\\\\y\\\"z\\nw\"} 1.0\n"));
 }
 
 TEST_CASE("exposition spells special and large numbers as the formats do", "[exporter]") {
-  const std::vector<FamilySnapshot> fs = {
-      gauge("a", std::numeric_limits<double>::quiet_NaN()),
-      gauge("b", std::numeric_limits<double>::infinity()),
-      gauge("c", -std::numeric_limits<double>::infinity()),
-      gauge("d", 1700000000.5), gauge("e", 0.1), gauge("f", 0), gauge("g", 123456)};
+  const std::vector<FamilySnapshot> fs = {gauge("a", std::numeric_limits<double>::quiet_NaN()),
+                                          gauge("b", std::numeric_limits<double>::infinity()),
+                                          gauge("c", -std::numeric_limits<double>::infinity()),
+                                          gauge("d", 1700000000.5),
+                                          gauge("e", 0.1),
+                                          gauge("f", 0),
+                                          gauge("g", 123456)};
   const auto text = render(fs, ExpositionFormat::prometheus_text);
   CHECK_THAT(text, Contains("\na NaN\n") && Contains("\nb +Inf\n") && Contains("\nc -Inf\n") &&
                        Contains("\nd 1.7000000005e+09\n") && Contains("\ne 0.1\n") &&

@@ -42,7 +42,9 @@ TEST_CASE("family keys cannot be confused by separators inside values", "[export
   Registry r;
   auto& f = r.add_gauge(options("g", {"a", "b"}));
   Gauge& g1 = f.with({"a\xff", "b"});
-  Gauge& g2 = f.with({"a", "\xff" "b"});
+  Gauge& g2 = f.with({"a",
+                      "\xff"
+                      "b"});
   CHECK(&g1 != &g2);
 }
 
@@ -86,7 +88,7 @@ TEST_CASE("family truncates long label values on a UTF-8 boundary", "[exporter]"
   auto o = options("g", {"a"});
   o.max_label_value_length = 4;
   auto& f = r.add_gauge(o);
-  f.with({"abc\xc3\xa9xyz"}).set(1);  // "abcé..." : é would straddle byte 4
+  f.with({"abc\xc3\xa9xyz"}).set(1);         // "abcé..." : é would straddle byte 4
   Gauge& same = f.with({"abc\xc3\xa9zzz"});  // the same after truncation
   same.inc();
   const auto fs = r.collect();

@@ -1,3 +1,5 @@
+#include "meshhook/exporter/histogram.h"
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -5,8 +7,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "meshhook/exporter/histogram.h"
 
 using meshhook::exporter::Histogram;
 using meshhook::exporter::SeriesSnapshot;

@@ -1,9 +1,10 @@
+#include "meshhook/exporter/process_metrics.h"
+
 #include <catch2/catch.hpp>
 #include <ctime>
 #include <string>
 
 #include "meshhook/exporter/exposition.h"
-#include "meshhook/exporter/process_metrics.h"
 
 using namespace meshhook::exporter;
 

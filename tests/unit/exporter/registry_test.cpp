@@ -1,9 +1,9 @@
+#include "meshhook/exporter/registry.h"
+
 #include <catch2/catch.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "meshhook/exporter/registry.h"
 
 using namespace meshhook::exporter;
 using Catch::Matchers::Contains;
@@ -35,8 +35,7 @@ TEST_CASE("metric and label names follow the Prometheus data model", "[exporter]
 
 TEST_CASE("registry rejects a bad metric name naming the family and field", "[exporter]") {
   Registry r;
-  CHECK_THROWS_WITH(r.add_gauge(options("bad-name")),
-                    Contains("\"bad-name\"") && Contains("name"));
+  CHECK_THROWS_WITH(r.add_gauge(options("bad-name")), Contains("\"bad-name\"") && Contains("name"));
 }
 
 TEST_CASE("registry rejects a counter whose name does not end in _total", "[exporter]") {

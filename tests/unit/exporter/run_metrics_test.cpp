@@ -1,9 +1,10 @@
+#include "meshhook/exporter/run_metrics.h"
+
 #include <catch2/catch.hpp>
 #include <limits>
 #include <string>
 
 #include "meshhook/exporter/exposition.h"
-#include "meshhook/exporter/run_metrics.h"
 
 using namespace meshhook::exporter;
 using Catch::Matchers::Contains;
@@ -30,9 +31,9 @@ RunObservation run(std::string_view workflow, double seconds) {
 }  // namespace
 
 TEST_CASE("run metrics use the documented default buckets", "[exporter]") {
-  CHECK(RunMetricsOptions::default_buckets() ==
-        std::vector<double>{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600,
-                            1800, 3600});
+  CHECK(RunMetricsOptions::default_buckets() == std::vector<double>{0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                    0.5, 1, 2.5, 5, 10, 30, 60, 300,
+                                                                    600, 1800, 3600});
 }
 
 TEST_CASE("run metrics count a run in the histogram, the counter and the info gauge",

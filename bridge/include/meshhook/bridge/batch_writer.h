@@ -10,23 +10,21 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <pqxx/connection>
 #include <string>
 #include <thread>
 
-#include <pqxx/connection>
-
 #include "meshhook/bridge/spool.h"
 #include "meshhook/exporter/registry.h"
-
 
 namespace meshhook::bridge {
 
 struct BatchWriterOptions {
   std::string database_url;
-  std::size_t batch_rows = 20000;                   // write when this many rows are waiting
-  std::chrono::milliseconds batch_interval{200};    // or when the oldest waited this long
-  std::chrono::milliseconds initial_backoff{100};   // first retry after a failed write
-  std::chrono::milliseconds max_backoff{10000};     // cap of the doubling backoff (jittered)
+  std::size_t batch_rows = 20000;                  // write when this many rows are waiting
+  std::chrono::milliseconds batch_interval{200};   // or when the oldest waited this long
+  std::chrono::milliseconds initial_backoff{100};  // first retry after a failed write
+  std::chrono::milliseconds max_backoff{10000};    // cap of the doubling backoff (jittered)
 };
 
 /// One thread, one connection. Registers its self-metrics in the registry at construction

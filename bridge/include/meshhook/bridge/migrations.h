@@ -11,10 +11,10 @@ namespace meshhook::bridge {
 
 /// One migration as shipped in this build.
 struct Migration {
-  int version = 0;          // from the file name: 0001_create_x.sql -> 1
-  std::string name;         // "create_x"
-  std::string_view sql;     // the file's text (static storage)
-  std::string checksum;     // lower-case hex SHA-256 of the file's bytes
+  int version = 0;       // from the file name: 0001_create_x.sql -> 1
+  std::string name;      // "create_x"
+  std::string_view sql;  // the file's text (static storage)
+  std::string checksum;  // lower-case hex SHA-256 of the file's bytes
 };
 
 /// This build's migrations, in version order. Thread-safe.

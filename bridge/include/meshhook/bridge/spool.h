@@ -20,7 +20,7 @@ namespace meshhook::bridge {
 
 struct SpoolOptions {
   std::filesystem::path dir;
-  std::uint64_t max_bytes = 1ull << 30;     // unconsumed record bytes; accept() beyond -> full
+  std::uint64_t max_bytes = 1ull << 30;       // unconsumed record bytes; accept() beyond -> full
   std::uint64_t segment_bytes = 64ull << 20;  // a new segment file starts past this size
   /// How long the flusher waits to gather concurrent accept() calls into one write+fdatasync.
   /// 0 = flush as soon as a request arrives (requests arriving during a flush still share
@@ -46,8 +46,8 @@ struct SpoolStats {
   std::uint64_t bytes = 0;    // record bytes appended and not yet acknowledged by the writer
   std::uint64_t records = 0;  // records appended and not yet acknowledged
   double oldest_record_age_seconds = 0;  // 0 when empty
-  std::uint64_t segments = 0;  // segment files on disk
-  bool failed = false;         // a write or fsync failed and could not be undone
+  std::uint64_t segments = 0;            // segment files on disk
+  bool failed = false;                   // a write or fsync failed and could not be undone
 };
 
 /// Thread-safe. accept() from any number of threads; read()/ack() from one reader (the
@@ -109,7 +109,7 @@ class Spool final : public RunSink {
   std::condition_variable data_cv_;     // read() waits for durable data
   std::deque<Request> queue_;
   std::uint64_t next_ticket_ = 1;
-  std::uint64_t done_ticket_ = 0;  // every ticket <= this is finished
+  std::uint64_t done_ticket_ = 0;                  // every ticket <= this is finished
   std::map<std::uint64_t, std::string> failures_;  // ticket -> error, for failed flushes
   bool stopping_ = false;
   bool failed_ = false;
@@ -117,7 +117,7 @@ class Spool final : public RunSink {
   // Accounting (under mutex_).
   std::uint64_t bytes_ = 0;
   std::uint64_t records_ = 0;
-  std::uint64_t pending_bytes_ = 0;  // queued, not yet written
+  std::uint64_t pending_bytes_ = 0;                // queued, not yet written
   std::map<std::uint64_t, SegmentInfo> segments_;  // every segment on disk, by sequence
 
   // Append side (flusher thread only, plus open/close).
@@ -133,7 +133,7 @@ class Spool final : public RunSink {
   };
   SpoolPosition checkpoint_;
   SpoolPosition read_pos_;
-  std::deque<ReadSpan> read_spans_;  // what read() returned since the checkpoint
+  std::deque<ReadSpan> read_spans_;      // what read() returned since the checkpoint
   std::int64_t oldest_appended_us_ = 0;  // appended_at of the record at checkpoint_; 0 = none
   int read_fd_ = -1;
   std::uint64_t read_fd_segment_ = 0;

@@ -22,7 +22,7 @@ struct RunObservation {
 
 struct RunMetricsOptions {
   std::vector<double> buckets = default_buckets();
-  std::size_t max_series = 10000;       // per family
+  std::size_t max_series = 10000;  // per family
   std::size_t max_label_value_length = 128;
   bool exemplars = true;
 

@@ -25,7 +25,7 @@ struct SeriesSnapshot {
   // in both formats). Families fill it once per series at creation; empty means "render from
   // label_values".
   std::string rendered_labels;
-  double value = 0;                        // counter and gauge
+  double value = 0;  // counter and gauge
   // Histograms: cumulative counts, one per bound plus the +Inf bucket last.
   std::vector<std::uint64_t> cumulative_counts;
   double sum = 0;

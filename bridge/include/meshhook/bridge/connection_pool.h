@@ -1,0 +1,75 @@
+#pragma once
+// A small pool of Postgres connections for the query side: one connection belongs to one
+// thread at a time, connections open lazily, and a connection that was lost is dropped
+// rather than handed out again. Thread-safe.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pqxx {
+class connection;
+}
+
+namespace meshhook::bridge {
+
+/// Thrown by ConnectionPool::acquire when every connection stayed busy for the timeout.
+class ConnectionPoolTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class ConnectionPool {
+ public:
+  /// size: at most this many connections open at once (at least 1).
+  ConnectionPool(std::string url, std::size_t size,
+                 std::chrono::milliseconds acquire_timeout = std::chrono::milliseconds(2000));
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  /// A connection lent to the caller until the lease ends. discard() drops it (call it when
+  /// the connection broke or its session state is unknown).
+  class Lease {
+   public:
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    pqxx::connection& connection() const noexcept { return *connection_; }
+    void discard() noexcept { discard_ = true; }
+
+   private:
+    friend class ConnectionPool;
+    Lease(ConnectionPool* pool, std::unique_ptr<pqxx::connection> connection) noexcept;
+    ConnectionPool* pool_;
+    std::unique_ptr<pqxx::connection> connection_;
+    bool discard_ = false;
+  };
+
+  /// An idle connection, or a new one while fewer than size are open. Throws
+  /// ConnectionPoolTimeout when none frees up in time, pqxx::broken_connection when a new
+  /// connection cannot be opened.
+  Lease acquire();
+
+  std::size_t size() const noexcept { return size_; }
+  /// Connections open now (lent and idle).
+  std::size_t open() const;
+
+ private:
+  void give_back(std::unique_ptr<pqxx::connection> connection, bool discard) noexcept;
+
+  std::string url_;
+  std::size_t size_;
+  std::chrono::milliseconds acquire_timeout_;
+  mutable std::mutex mutex_;
+  std::condition_variable freed_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  std::size_t open_ = 0;
+};
+
+}  // namespace meshhook::bridge
