@@ -160,11 +160,13 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
 template <typename Metric>
 void Family<Metric>::clear() {
   Impl& m = *impl_;
-  std::lock_guard order_lock(m.order_mutex);
-  for (auto& shard : m.shards) {
-    std::unique_lock lock(shard.mutex);
-    shard.table.clear();
+  // Shards before order_mutex, in the same order as with() takes them.
+  std::array<std::unique_lock<std::shared_mutex>, Impl::kShards> shard_locks;
+  for (std::size_t i = 0; i < Impl::kShards; ++i) {
+    shard_locks[i] = std::unique_lock(m.shards[i].mutex);
+    m.shards[i].table.clear();
   }
+  std::lock_guard order_lock(m.order_mutex);
   m.order.clear();
   m.capped_series.store(0);
   m.series_count.store(0);
