@@ -1,0 +1,43 @@
+# Builds the /ui page: `npm ci` when node_modules is missing or older than the lockfile, then
+# `npm run build` unless dist/ is already newer than every source. Quick when nothing changed,
+# and it leaves dist/ alone then (a daemon under test may be serving it).
+#   cmake -DNPM=<npm> -DUI_DIR=<dashboards/svelte> -P build_ui.cmake
+foreach(var NPM UI_DIR)
+  if(NOT ${var})
+    message(FATAL_ERROR "build_ui.cmake: pass -D${var}=...")
+  endif()
+endforeach()
+
+set(installed ${UI_DIR}/node_modules/.package-lock.json)
+if(NOT EXISTS ${installed} OR ${UI_DIR}/package-lock.json IS_NEWER_THAN ${installed})
+  message(STATUS "ui: npm ci in ${UI_DIR}")
+  execute_process(COMMAND ${NPM} ci --no-audit --no-fund WORKING_DIRECTORY ${UI_DIR} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "ui: npm ci failed (${rc}) in ${UI_DIR}")
+  endif()
+endif()
+
+set(built ${UI_DIR}/dist/index.html)
+file(GLOB_RECURSE sources ${UI_DIR}/src/*)
+list(APPEND sources ${UI_DIR}/package.json ${UI_DIR}/package-lock.json ${UI_DIR}/vite.config.js)
+set(stale FALSE)
+if(NOT EXISTS ${built})
+  set(stale TRUE)
+else()
+  foreach(source IN LISTS sources)
+    if(${source} IS_NEWER_THAN ${built})
+      set(stale TRUE)
+      break()
+    endif()
+  endforeach()
+endif()
+
+if(stale)
+  message(STATUS "ui: npm run build in ${UI_DIR}")
+  execute_process(COMMAND ${NPM} run build WORKING_DIRECTORY ${UI_DIR} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "ui: npm run build failed (${rc})")
+  endif()
+else()
+  message(STATUS "ui: dist/ is up to date")
+endif()
