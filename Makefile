@@ -35,6 +35,9 @@ coverage: deps
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
 
+fuzz: deps
+	@scripts/fuzz.sh
+
 format:
 	find exporter bridge app tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 

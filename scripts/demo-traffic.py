@@ -38,17 +38,50 @@ def ids(tenant, workflow):
     return (str(uuid.uuid5(NAMESPACE, tenant)), str(uuid.uuid5(NAMESPACE, tenant + "/" + workflow)))
 
 
-def event(rng, tenant, workflow, median, failure):
+def event(rng, tenant, workflow, median, failure, end=None):
     project_id, workflow_id = ids(tenant, workflow)
     seconds = median * math.exp(rng.gauss(0, 0.6))
     r = rng.random()
     status = "failed" if r < failure else "timeout" if r < failure * 1.2 else "succeeded"
-    end = time.time() - rng.uniform(0, 1)
+    end = end if end is not None else time.time() - rng.uniform(0, 1)
     start = end - seconds
     fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
     return {"run_id": str(uuid.uuid4()), "project_id": project_id, "workflow_id": workflow_id,
             "workflow_name": workflow, "status": status, "started_at": fmt(start),
             "finished_at": fmt(end)}
+
+
+def pick(rng):
+    tenant = rng.choice(TENANTS)
+    # Popular workflows run more often.
+    name, median, failure = WORKFLOWS[min(int(rng.expovariate(0.7)), len(WORKFLOWS) - 1)]
+    return tenant, name, median, failure
+
+
+def post(url, token, batch):
+    req = urllib.request.Request(url, data=json.dumps(batch).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30):
+        pass
+
+
+def history(url, token, rng, days, per_hour):
+    """Runs spread over the past days, so the dashboards have a history to show."""
+    now = time.time()
+    batch, sent = [], 0
+    for hour in range(days * 24, 0, -1):
+        for _ in range(per_hour):
+            end = now - hour * 3600 + rng.uniform(0, 3600)
+            batch.append(event(rng, *pick(rng), end=end))
+            if len(batch) == 1000:
+                post(url, token, batch)
+                sent += len(batch)
+                batch = []
+    if batch:
+        post(url, token, batch)
+        sent += len(batch)
+    print(f"demo-traffic: posted {sent} runs of history ({days} days)", file=sys.stderr)
 
 
 def main():
@@ -57,26 +90,24 @@ def main():
     ap.add_argument("--token-file", required=True)
     ap.add_argument("--rate", type=float, default=20, help="runs per second")
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long; 0 = never")
+    ap.add_argument("--history-days", type=int, default=0,
+                    help="first post this many days of past runs")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     token = open(args.token_file).read().strip()
     rng = random.Random()
+    if args.history_days:
+        history(args.url, token, rng, args.history_days, per_hour=40)
     started = time.monotonic()
     sent = 0
     while not stop and (not args.seconds or time.monotonic() - started < args.seconds):
         batch = []
         for _ in range(max(1, int(rng.expovariate(1 / args.rate)))):
-            tenant = rng.choice(TENANTS)
-            # Popular workflows run more often.
-            name, median, failure = WORKFLOWS[min(int(rng.expovariate(0.7)), len(WORKFLOWS) - 1)]
-            batch.append(event(rng, tenant, name, median, failure))
-        req = urllib.request.Request(args.url, data=json.dumps(batch).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {token}"})
+            batch.append(event(rng, *pick(rng)))
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                sent += len(batch)
+            post(args.url, token, batch)
+            sent += len(batch)
         except urllib.error.HTTPError as e:
             print(f"demo-traffic: {e.code} {e.read()[:200]!r}", file=sys.stderr)
         except OSError as e:

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git curl jq python3 procps ca-certificates
   libcivetweb-dev libpqxx-dev libyaml-cpp-dev libspdlog-dev catch2 nlohmann-json3-dev
   libsimdjson-dev libjwt-dev libssl-dev zlib1g-dev libbenchmark-dev
-  postgresql-15 postgresql-client-15 postgresql-15-pgtap
+  postgresql-15 postgresql-client-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   prometheus gcovr wrk hyperfine clang libclang-rt-14-dev clang-format
   chromium
 )
@@ -45,5 +45,14 @@ if [ -f "$root/dashboards/svelte/package-lock.json" ]; then
      [ "$root/dashboards/svelte/package-lock.json" -nt "$root/dashboards/svelte/node_modules/.package-lock.json" ]; then
     echo "install-deps: npm ci in dashboards/svelte"
     (cd "$root/dashboards/svelte" && npm ci --no-audit --no-fund)
+  fi
+fi
+
+# The OpenAPI linter that `make test` runs (tools/openapi-lint), the same way.
+if [ -f "$root/tools/openapi-lint/package-lock.json" ]; then
+  if [ ! -d "$root/tools/openapi-lint/node_modules" ] ||
+     [ "$root/tools/openapi-lint/package-lock.json" -nt "$root/tools/openapi-lint/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tools/openapi-lint"
+    (cd "$root/tools/openapi-lint" && npm ci --no-audit --no-fund)
   fi
 fi

@@ -32,7 +32,7 @@ meshhook-stats is running (logs: var/meshhook-stats.log, demo traffic: var/demo-
   dashboard   http://127.0.0.1:$api_port/ui/?token=$(cat "$var/demo-jwt" 2>/dev/null || echo '<token>')
   metrics     http://127.0.0.1:$metrics_port/metrics
   ingest      http://127.0.0.1:$api_port/api/v1/runs   (token in var/demo-ingest-token)
-  statistics  http://127.0.0.1:$api_port/api/v1/statistics/execution-times
+  statistics  curl -H "Authorization: Bearer \$(cat var/demo-jwt)" http://127.0.0.1:$api_port/api/v1/statistics/execution-times
   health      http://127.0.0.1:$api_port/healthz   http://127.0.0.1:$api_port/readyz
   postgres    psql $db_url -c 'select count(*) from execution_time_statistics'
 
@@ -49,7 +49,7 @@ start)
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$var/demo-ingest-token"
     chmod 600 "$var/demo-ingest-token"
   fi
-  [ -x "$root/scripts/demo-jwt.sh" ] && "$root/scripts/demo-jwt.sh" "$var" >/dev/null
+  python3 "$root/scripts/demo-jwt.py" "$var" >/dev/null
   if alive "$var/meshhook-stats.pid"; then
     echo "meshhook-stats already running (pid $(cat "$var/meshhook-stats.pid"))"
   else
@@ -59,6 +59,9 @@ start)
         MESHHOOK_STATS_SPOOL_DIR="$var/spool" \
         MESHHOOK_STATS_API_LISTEN="127.0.0.1:$api_port" \
         MESHHOOK_STATS_METRICS_LISTEN="127.0.0.1:$metrics_port" \
+        MESHHOOK_STATS_AUTH_JWT_SECRET="$(cat "$var/demo-jwt-secret")" \
+        MESHHOOK_STATS_AUTH_JWT_AUDIENCE=authenticated \
+        MESHHOOK_STATS_AUTH_PROJECT_IDS_CLAIM=project_ids \
         ${MESHHOOK_RUN_ENV:-} \
       "$bin" serve --config "$root/config/meshhook-stats.yaml" \
         >>"$var/meshhook-stats.log" 2>&1 &
@@ -75,8 +78,13 @@ start)
     echo "started meshhook-stats (pid $(cat "$var/meshhook-stats.pid"))"
   fi
   if ! alive "$var/demo-traffic.pid"; then
+    # The first time, 30 days of past runs so the dashboards have a history to show.
+    history=30
+    [ -f "$var/demo-history-posted" ] && history=0
+    touch "$var/demo-history-posted"
     python3 "$root/scripts/demo-traffic.py" --url "http://127.0.0.1:$api_port/api/v1/runs" \
-      --token-file "$var/demo-ingest-token" >>"$var/demo-traffic.log" 2>&1 &
+      --token-file "$var/demo-ingest-token" --history-days "$history" \
+      >>"$var/demo-traffic.log" 2>&1 &
     echo $! >"$var/demo-traffic.pid"
     echo "started demo traffic (pid $(cat "$var/demo-traffic.pid"))"
   fi

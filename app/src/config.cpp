@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cctype>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -138,6 +139,27 @@ const std::vector<Setting>& settings() {
       {"api.threads", false, [](N n, O o, K k, Config& c) { c.api.threads = integer(n, o, k, 1, 1024); }},
       {"api.request_timeout_ms", false, [](N n, O o, K k, Config& c) { c.api.request_timeout_ms = integer(n, o, k, 100, 600000); }},
       {"api.tls_certificate", false, [](N n, O o, K k, Config& c) { c.api.tls_certificate = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"api.max_header_bytes", false, [](N n, O o, K k, Config& c) { c.api.max_header_bytes = integer(n, o, k, 1024, 1 << 20); }},
+      {"auth.jwt_algorithm", false, [](N n, O o, K k, Config& c) { c.jwt_algorithm = one_of(n, o, k, {"HS256", "RS256", "ES256"}); }},
+      {"auth.jwt_secret", false, [](N n, O o, K k, Config& c) {
+         c.jwt_secret = n.IsNull() ? "" : scalar(n, o, k);
+         if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32) fail(o, k, "must be at least 32 bytes");
+       }},
+      {"auth.jwt_secret_file", false, [](N n, O o, K k, Config& c) { c.jwt_secret_file = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_public_key_file", false, [](N n, O o, K k, Config& c) { c.jwt_public_key_file = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_audience", false, [](N n, O o, K k, Config& c) { c.jwt_audience = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_issuer", false, [](N n, O o, K k, Config& c) { c.jwt_issuer = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_leeway_seconds", false, [](N n, O o, K k, Config& c) { c.jwt_leeway_seconds = integer(n, o, k, 0, 600); }},
+      {"auth.project_ids_claim", false, [](N n, O o, K k, Config& c) {
+         c.project_ids_claim = n.IsNull() ? "" : scalar(n, o, k);
+         const auto& v = c.project_ids_claim;
+         const bool ok = v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char ch) {
+                           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+                         });
+         if (!ok || v.starts_with(".") || v.ends_with(".") || v.find("..") != std::string::npos) {
+           fail(o, k, "must be a claim name or dotted path, e.g. app_metadata.project_ids");
+         }
+       }},
       {"metrics.listen", false, [](N n, O o, K k, Config& c) { c.metrics.listen = listen_address(n, o, k, true); }},
       {"metrics.threads", false, [](N n, O o, K k, Config& c) { c.metrics.threads = integer(n, o, k, 1, 64); }},
       {"metrics.path", false, [](N n, O o, K k, Config& c) {

@@ -21,6 +21,7 @@ struct ListenerConfig {
   int threads = 8;
   int request_timeout_ms = 10000;  // per request, slow-loris guard
   std::string tls_certificate;     // PEM with key; empty = plain HTTP
+  int max_header_bytes = 16384;    // request line and headers; larger requests are refused
 };
 
 struct Config {
@@ -38,6 +39,16 @@ struct Config {
   std::size_t max_series_per_family = 10000;
   std::size_t max_label_value_length = 128;
   bool exemplars = true;
+
+  // Read API auth: the caller's JWT (Supabase's HS256 secret, or an RS256/ES256 public key).
+  std::string jwt_algorithm = "HS256";  // HS256, RS256 or ES256; no other is ever accepted
+  std::string jwt_secret;               // HS256 secret (or jwt_secret_file); "" = none
+  std::string jwt_secret_file;
+  std::string jwt_public_key_file;  // RS256/ES256: PEM public key
+  std::string jwt_audience;         // "" = aud not checked
+  std::string jwt_issuer;           // "" = iss not checked
+  int jwt_leeway_seconds = 30;
+  std::string project_ids_claim;  // standalone: the claim listing the caller's project ids
 
   std::vector<std::string> ingest_token_sha256;  // lower-case hex SHA-256 of each token
   std::size_t ingest_max_body_bytes = 4 * 1024 * 1024;

@@ -1,6 +1,7 @@
 #include "http_server.h"
 
 #include <CivetServer.h>
+#include <dlfcn.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
@@ -149,11 +150,17 @@ int log_civetweb(const mg_connection*, const char* message) {
 
 void HttpServer::start() {
   std::string ports = impl_->listener.listen;
-  if (!impl_->listener.tls_certificate.empty()) ports += "s";
+  if (!impl_->listener.tls_certificate.empty()) {
+    ports += "s";
+    // Before CivetWeb loads "libssl.so" itself: see app/tls/openssl3_compat.c.
+    static void* const compat = dlopen(MESHHOOK_OPENSSL3_COMPAT, RTLD_NOW | RTLD_GLOBAL);
+    if (!compat) spdlog::warn("TLS: cannot load the OpenSSL 3 shim for CivetWeb: {}", dlerror());
+  }
   std::vector<std::string> options = {
       "listening_ports", ports,
       "num_threads", std::to_string(impl_->listener.threads),
       "request_timeout_ms", std::to_string(impl_->listener.request_timeout_ms),
+      "max_request_size", std::to_string(impl_->listener.max_header_bytes),
       "enable_keep_alive", "yes",
       "keep_alive_timeout_ms", "5000",
       "tcp_nodelay", "1",

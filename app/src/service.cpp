@@ -2,12 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "http_server.h"
+#include "meshhook/bridge/claims_resolver.h"
 #include "meshhook/bridge/ingest_api.h"
+#include "meshhook/bridge/connection_pool.h"
 #include "meshhook/bridge/run_sink.h"
+#include "meshhook/bridge/statistics_api.h"
 #include "meshhook/bridge/storage.h"
+#include "meshhook/bridge/tenant_claims.h"
 #include "static_files.h"
 #include "meshhook/exporter/exposition.h"
 #include "meshhook/exporter/process_metrics.h"
@@ -28,6 +36,60 @@ bridge::HttpResponse method_not_allowed(std::string_view allow) {
 
 bool is_read(const bridge::HttpRequest& r) { return r.method == "GET" || r.method == "HEAD"; }
 
+std::string read_key_file(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw ConfigError(key + ": cannot read " + path);
+  if (text.empty()) throw ConfigError(key + ": " + path + " is missing or empty");
+  return text;
+}
+
+// auth.* as the resolver's options; key files are read here, once, at start-up.
+bridge::ClaimsResolverOptions claims_resolver_options(const Config& c) {
+  bridge::ClaimsResolverOptions o;
+  o.project_ids_claim = c.project_ids_claim;
+  const auto algorithm = bridge::parse_jwt_algorithm(c.jwt_algorithm).value();
+  std::string key;
+  if (algorithm == bridge::JwtAlgorithm::hs256) {
+    if (!c.jwt_public_key_file.empty()) {
+      throw ConfigError("auth.jwt_public_key_file: is for RS256 and ES256; HS256 takes auth.jwt_secret");
+    }
+    key = c.jwt_secret;
+    if (!c.jwt_secret_file.empty()) {
+      if (!key.empty()) throw ConfigError("auth.jwt_secret_file: set auth.jwt_secret or this, not both");
+      key = read_key_file("auth.jwt_secret_file", c.jwt_secret_file);
+      while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    }
+  } else {
+    if (!c.jwt_secret.empty() || !c.jwt_secret_file.empty()) {
+      throw ConfigError("auth.jwt_secret: is for HS256; " + c.jwt_algorithm +
+                        " takes auth.jwt_public_key_file");
+    }
+    if (c.jwt_public_key_file.empty()) {
+      throw ConfigError("auth.jwt_public_key_file: " + c.jwt_algorithm + " needs a public key file");
+    }
+    key = read_key_file("auth.jwt_public_key_file", c.jwt_public_key_file);
+  }
+  if (key.empty()) return o;  // no key: the statistics endpoints refuse everyone
+  o.jwt = bridge::JwtOptions{.algorithm = algorithm,
+                             .key = std::move(key),
+                             .audience = c.jwt_audience,
+                             .issuer = c.jwt_issuer,
+                             .leeway = std::chrono::seconds(c.jwt_leeway_seconds)};
+  return o;
+}
+
+std::unique_ptr<bridge::ClaimsResolver> make_claims_resolver(const Config& c) {
+  auto options = claims_resolver_options(c);
+  try {
+    return std::make_unique<bridge::ClaimsResolver>(std::move(options));
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string(c.jwt_algorithm == "HS256" ? "auth.jwt_secret"
+                                                             : "auth.jwt_public_key_file") +
+                      ": " + e.what());
+  }
+}
+
 }  // namespace
 
 struct Service::Impl {
@@ -42,6 +104,11 @@ struct Service::Impl {
   std::unique_ptr<bridge::TokenSet> metrics_token;
   std::unique_ptr<HttpServer> api;
   std::unique_ptr<HttpServer> metrics;
+  // The statistics API (when a database is configured) and who the caller is.
+  std::unique_ptr<bridge::ConnectionPool> query_pool;
+  std::unique_ptr<bridge::StatisticsApi> statistics;
+  // Who the statistics caller is: their verified JWT, or the 401 to answer.
+  std::unique_ptr<bridge::ClaimsResolver> claims_resolver;
   std::atomic<std::size_t> last_exposition_size{64 * 1024};
 
   explicit Impl(Config c)
@@ -81,6 +148,7 @@ struct Service::Impl {
       metrics_token = std::make_unique<bridge::TokenSet>(
           std::vector<std::string>{config.metrics_bearer_token_sha256});
     }
+    claims_resolver = make_claims_resolver(config);
   }
 
   bridge::HttpResponse serve_metrics(const bridge::HttpRequest& r) {
@@ -154,6 +222,19 @@ void Service::start() {
       {"/healthz", "/healthz", [this](const bridge::HttpRequest& r) { return impl_->healthz(r); }});
   impl_->api->add(
       {"/readyz", "/readyz", [this](const bridge::HttpRequest& r) { return impl_->readyz(r); }});
+  if (impl_->storage) {
+    impl_->query_pool = std::make_unique<bridge::ConnectionPool>(
+        c.database_url, static_cast<std::size_t>(std::max(1, c.database_pool_size)));
+    impl_->statistics = std::make_unique<bridge::StatisticsApi>(*impl_->query_pool);
+    for (const char* uri :
+         {"/api/v1/statistics/execution-times", "/api/v1/statistics/execution-times/histogram"}) {
+      impl_->api->add({uri, uri, [this](const bridge::HttpRequest& r) {
+                         auto caller = impl_->claims_resolver->resolve(r);
+                         if (!caller.ok()) return caller.error;
+                         return impl_->statistics->handle(r, *caller.claims);
+                       }});
+    }
+  }
   if (impl_->ui) {
     impl_->api->add({"/ui", "/ui", [this](const bridge::HttpRequest& r) {
                        return impl_->ui->serve(r);
@@ -195,6 +276,7 @@ std::vector<std::string> Service::urls() const {
   out.push_back("metrics   " + metrics + impl_->config.metrics_path);
   out.push_back("ingest    " + api + "/api/v1/runs");
   out.push_back("health    " + api + "/healthz  " + api + "/readyz");
+  if (impl_->statistics) out.push_back("statistics " + api + "/api/v1/statistics/execution-times");
   if (impl_->ui) out.push_back("dashboard " + api + "/ui/");
   return out;
 }

@@ -29,8 +29,7 @@ ConnectionPool::Lease::~Lease() {
 
 ConnectionPool::Lease ConnectionPool::acquire() {
   std::unique_lock lock(mutex_);
-  if (!freed_.wait_for(lock, acquire_timeout_,
-                       [&] { return !idle_.empty() || open_ < size_; })) {
+  if (!freed_.wait_for(lock, acquire_timeout_, [&] { return !idle_.empty() || open_ < size_; })) {
     throw ConnectionPoolTimeout("every database connection stayed busy");
   }
   if (!idle_.empty()) {

@@ -6,8 +6,8 @@
 namespace meshhook::bridge {
 namespace {
 
-const double kGamma = (1.0 + ExecutionTimeSketch::kRelativeAccuracy) /
-                      (1.0 - ExecutionTimeSketch::kRelativeAccuracy);
+const double kGamma =
+    (1.0 + ExecutionTimeSketch::kRelativeAccuracy) / (1.0 - ExecutionTimeSketch::kRelativeAccuracy);
 const double kLogGamma = std::log(kGamma);
 
 }  // namespace
@@ -16,9 +16,7 @@ int ExecutionTimeSketch::index_of(std::int64_t value_ms) noexcept {
   return static_cast<int>(std::ceil(std::log(static_cast<double>(value_ms)) / kLogGamma));
 }
 
-double ExecutionTimeSketch::lower_bound(int index) noexcept {
-  return std::pow(kGamma, index - 1);
-}
+double ExecutionTimeSketch::lower_bound(int index) noexcept { return std::pow(kGamma, index - 1); }
 
 double ExecutionTimeSketch::upper_bound(int index) noexcept { return std::pow(kGamma, index); }
 

@@ -202,12 +202,18 @@ std::optional<std::uint64_t> decode_cursor(std::string_view cursor) {
 
 std::string_view to_string(GroupBy g) noexcept {
   switch (g) {
-    case GroupBy::none: return "none";
-    case GroupBy::workflow: return "workflow";
-    case GroupBy::status: return "status";
-    case GroupBy::hour: return "hour";
-    case GroupBy::day: return "day";
-    case GroupBy::week: return "week";
+    case GroupBy::none:
+      return "none";
+    case GroupBy::workflow:
+      return "workflow";
+    case GroupBy::status:
+      return "status";
+    case GroupBy::hour:
+      return "hour";
+    case GroupBy::day:
+      return "day";
+    case GroupBy::week:
+      return "week";
   }
   return "none";
 }
@@ -238,7 +244,8 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
   if (!digits(s.substr(11, 2)) || !digits(s.substr(14, 2)) || !digits(s.substr(17, 2))) {
     return std::nullopt;
   }
-  const int hh = to_int(s.substr(11, 2)), mi = to_int(s.substr(14, 2)), ss = to_int(s.substr(17, 2));
+  const int hh = to_int(s.substr(11, 2)), mi = to_int(s.substr(14, 2)),
+            ss = to_int(s.substr(17, 2));
   if (hh > 23 || mi > 59 || ss > 60) return std::nullopt;  // 60: a leap second, read as 59
   std::size_t i = 19;
   std::int64_t micros = 0;
@@ -258,7 +265,8 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
     if (i + 1 != s.size()) return std::nullopt;
   } else if (s[i] == '+' || s[i] == '-' || s[i] == ' ') {
     auto off = s.substr(i + 1);
-    if (off.size() != 5 || off[2] != ':' || !digits(off.substr(0, 2)) || !digits(off.substr(3, 2))) {
+    if (off.size() != 5 || off[2] != ':' || !digits(off.substr(0, 2)) ||
+        !digits(off.substr(3, 2))) {
       return std::nullopt;
     }
     const int oh = to_int(off.substr(0, 2)), om = to_int(off.substr(3, 2));
@@ -304,8 +312,8 @@ StatisticsParamsResult parse_statistics_params(std::string_view query) {
     errors.push_back({std::move(parameter), std::move(reason)});
   };
   if (query.size() > kMaxQueryLength) {
-    fail("query", "the query string is longer than " + std::to_string(kMaxQueryLength) +
-                      " characters");
+    fail("query",
+         "the query string is longer than " + std::to_string(kMaxQueryLength) + " characters");
     return result;
   }
 
@@ -411,8 +419,8 @@ StatisticsParamsResult parse_statistics_params(std::string_view query) {
       fail("end_date", "must be later than start_date");
     } else if (*p.end.instant_us - *p.start.instant_us >
                std::int64_t{StatisticsParams::kMaxRangeDays} * 86400 * 1000000) {
-      fail("end_date", "the range is longer than " +
-                           std::to_string(StatisticsParams::kMaxRangeDays) + " days");
+      fail("end_date",
+           "the range is longer than " + std::to_string(StatisticsParams::kMaxRangeDays) + " days");
     }
   }
 
@@ -455,8 +463,7 @@ StatisticsParamsResult parse_statistics_params(std::string_view query) {
       double v = 0;
       const bool shape = digits(whole) && whole.size() <= 3 &&
                          (dot == std::string::npos || (digits(frac) && frac.size() <= 6));
-      if (!shape ||
-          std::from_chars(item.data(), item.data() + item.size(), v).ec != std::errc{} ||
+      if (!shape || std::from_chars(item.data(), item.data() + item.size(), v).ec != std::errc{} ||
           !(v > 0.0 && v < 100.0)) {
         fail("percentiles", "each percentile must be a number greater than 0 and less than 100");
         break;

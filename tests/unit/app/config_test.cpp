@@ -70,6 +70,15 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.tail_interval_ms == defaults.tail_interval_ms);
   CHECK(shipped.ui_enabled == defaults.ui_enabled);
   CHECK(shipped.ui_dir == defaults.ui_dir);
+  CHECK(shipped.api.max_header_bytes == defaults.api.max_header_bytes);
+  CHECK(shipped.jwt_algorithm == defaults.jwt_algorithm);
+  CHECK(shipped.jwt_secret == defaults.jwt_secret);
+  CHECK(shipped.jwt_secret_file == defaults.jwt_secret_file);
+  CHECK(shipped.jwt_public_key_file == defaults.jwt_public_key_file);
+  CHECK(shipped.jwt_audience == defaults.jwt_audience);
+  CHECK(shipped.jwt_issuer == defaults.jwt_issuer);
+  CHECK(shipped.jwt_leeway_seconds == defaults.jwt_leeway_seconds);
+  CHECK(shipped.project_ids_claim == defaults.project_ids_claim);
 }
 
 TEST_CASE("the good config fixture loads", "[config]") {

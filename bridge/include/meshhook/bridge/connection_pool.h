@@ -8,13 +8,10 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <pqxx/connection>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-namespace pqxx {
-class connection;
-}
 
 namespace meshhook::bridge {
 

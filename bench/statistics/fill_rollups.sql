@@ -1,0 +1,34 @@
+-- Rebuilds execution_time_rollups and execution_time_rollups_daily from the rows in one
+-- pass: what the insert trigger would have built row by row. For bulk loads with the
+-- trigger disabled (bench/statistics/generate.sql), or to repair rollups after manual edits.
+begin;
+truncate execution_time_rollups, execution_time_rollups_daily;
+insert into execution_time_rollups
+    (project_id, workflow_id, status, bucket_start, run_count, sum_ms, min_ms, max_ms,
+     zero_count, sketch)
+select project_id, workflow_id, status, bucket_start, sum(n), sum(s), min(lo), max(hi),
+       coalesce(sum(n) filter (where i is null), 0),
+       coalesce(array_agg(array[i, n::int4] order by i) filter (where i is not null), '{}')
+from (
+    select project_id, workflow_id, status, date_trunc('hour', finished_at, 'UTC') as bucket_start,
+           meshhook_stats_sketch_index(execution_time_ms) as i, count(*) as n,
+           sum(execution_time_ms) as s, min(execution_time_ms) as lo, max(execution_time_ms) as hi
+    from execution_time_statistics
+    group by 1, 2, 3, 4, 5
+) as b
+group by workflow_id, bucket_start, status, project_id;
+insert into execution_time_rollups_daily
+    (project_id, workflow_id, status, bucket_start, run_count, sum_ms, min_ms, max_ms,
+     zero_count, sketch)
+select project_id, workflow_id, status, bucket_start, sum(n), sum(s), min(lo), max(hi),
+       coalesce(sum(n) filter (where i is null), 0),
+       coalesce(array_agg(array[i, n::int4] order by i) filter (where i is not null), '{}')
+from (
+    select project_id, workflow_id, status, date_trunc('day', finished_at, 'UTC') as bucket_start,
+           meshhook_stats_sketch_index(execution_time_ms) as i, count(*) as n,
+           sum(execution_time_ms) as s, min(execution_time_ms) as lo, max(execution_time_ms) as hi
+    from execution_time_statistics
+    group by 1, 2, 3, 4, 5
+) as b
+group by workflow_id, bucket_start, status, project_id;
+commit;

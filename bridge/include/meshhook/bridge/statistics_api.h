@@ -1,0 +1,37 @@
+#pragma once
+// GET /api/v1/statistics/execution-times and .../histogram: parses the parameters, runs
+// StatisticsQuery as the caller (read-only transaction, request.jwt.claims set, role
+// meshhook_stats_reader when it exists) and answers JSON. Thread-safe: each request leases
+// its own connection from the pool.
+
+#include <cstdint>
+#include <string>
+
+#include "meshhook/bridge/connection_pool.h"
+#include "meshhook/bridge/http.h"
+#include "meshhook/bridge/statistics_query.h"
+#include "meshhook/bridge/tenant_claims.h"
+
+namespace meshhook::bridge {
+
+struct StatisticsApiOptions {
+  std::string base_path = "/api/v1/statistics/execution-times";
+  std::uint64_t exact_max_rows = StatisticsQuery::kDefaultExactMaxRows;
+  int statement_timeout_ms = 10000;
+};
+
+class StatisticsApi {
+ public:
+  StatisticsApi(ConnectionPool& pool, StatisticsApiOptions options = {});
+
+  /// The caller is already authenticated: claims are theirs.
+  HttpResponse handle(const HttpRequest& request, const TenantClaims& claims);
+
+ private:
+  HttpResponse run(const HttpRequest& request, const TenantClaims& claims, bool histogram);
+
+  ConnectionPool& pool_;
+  StatisticsApiOptions options_;
+};
+
+}  // namespace meshhook::bridge
