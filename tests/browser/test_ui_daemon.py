@@ -1,0 +1,138 @@
+"""The /ui page in a real Chromium against the real meshhook-stats: a migrated Postgres database
+of its own, runs of two projects sent through the ingest API (the real write path), the daemon
+verifying HS256 JWTs with a project_ids claim, and dashboards/svelte/tests/e2e/ui.e2e.mjs checking
+that the page shows the numbers the API returns. Project B's runs must never reach the page of a
+project A user. Needs MESHHOOK_TEST_DATABASE_URL (set by `make test`); skips without a browser."""
+
+import datetime
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import unittest
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import harness  # noqa: E402
+from test_security import (AUDIENCE, ISSUER, SECRET, claims_for, make_jwt,  # noqa: E402
+                           psql, with_database)
+
+UI_DIR = os.path.join(ROOT, "dashboards", "svelte")
+CHROMIUM = os.environ.get("MESHHOOK_CHROMIUM", "/usr/bin/chromium")
+PROJECT_A = str(uuid.UUID(int=0xA11CE))
+PROJECT_B = str(uuid.UUID(int=0xB0B))
+SKIP = 77
+
+
+def iso(t):
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def seeded_runs(project, workflows, runs, seed):
+    """`runs` events over the last 30 days (most in the last week), log-normal durations, a
+    different median per workflow, a few failures and timeouts."""
+    rng = random.Random(seed)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    events = []
+    for i in range(runs):
+        w = i % len(workflows)
+        days = rng.uniform(0, 7) if rng.random() < 0.7 else rng.uniform(7, 30)
+        finished = now - datetime.timedelta(days=days, minutes=5)
+        ms = max(1, int(rng.lognormvariate(5 + w * 0.6, 0.5)))
+        status = rng.choices(["succeeded", "failed", "timeout"], [90, 8, 2])[0]
+        events.append(harness.run_event(
+            workflows[w], project, None, status=status,
+            started_at=iso(finished - datetime.timedelta(milliseconds=ms)),
+            finished_at=iso(finished), workflow_name=f"workflow {w + 1}"))
+    for e in events:
+        del e["duration_ms"]
+    return events
+
+
+class UiAgainstTheDaemonTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        server = os.environ.get("MESHHOOK_TEST_DATABASE_URL")
+        if not server:
+            raise unittest.SkipTest("MESHHOOK_TEST_DATABASE_URL is not set (run through make test)")
+        if not os.path.exists(os.path.join(UI_DIR, "dist", "index.html")):
+            raise unittest.SkipTest("dashboards/svelte/dist is not built")
+        cls.name = "ui_" + uuid.uuid4().hex[:12]
+        cls.admin = with_database(server, "postgres")
+        cls.url = with_database(server, cls.name)
+        psql(cls.admin, f"create database {cls.name}")
+        subprocess.run([harness.BINARY, "migrate"], check=True, capture_output=True,
+                       env={**os.environ, "MESHHOOK_STATS_DATABASE_URL": cls.url})
+        cls.daemon = harness.Daemon(env={
+            "MESHHOOK_STATS_DATABASE_URL": cls.url,
+            "MESHHOOK_STATS_AUTH_JWT_SECRET": SECRET,
+            "MESHHOOK_STATS_AUTH_JWT_AUDIENCE": AUDIENCE,
+            "MESHHOOK_STATS_AUTH_JWT_ISSUER": ISSUER,
+            "MESHHOOK_STATS_AUTH_PROJECT_IDS_CLAIM": "project_ids",
+            "MESHHOOK_STATS_UI_ENABLED": "true",
+            "MESHHOOK_STATS_UI_DIR": os.path.join(UI_DIR, "dist"),
+        }).start()
+        workflows_a = [str(uuid.uuid4()) for _ in range(5)]
+        cls.workflows_b = [str(uuid.uuid4()) for _ in range(2)]
+        events = (seeded_runs(PROJECT_A, workflows_a, 600, seed=7)
+                  + seeded_runs(PROJECT_B, cls.workflows_b, 100, seed=11))
+        for i in range(0, len(events), 100):
+            r = cls.daemon.post_runs(events[i:i + 100])
+            assert r.status == 202, r.body
+        harness.wait_until(lambda: cls.count() == len(events), timeout=60,
+                           what=f"{len(events)} runs stored")
+
+    @classmethod
+    def count(cls):
+        out = subprocess.run(["psql", "-X", "-At", cls.url, "-c",
+                              "select count(*) from execution_time_statistics"],
+                             check=True, capture_output=True, text=True)
+        return int(out.stdout.strip())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.cleanup()
+        psql(cls.admin, f"drop database if exists {cls.name} with (force)")
+
+    def test_the_page_shows_what_the_api_returns(self):
+        token = make_jwt(claims_for(PROJECT_A))
+        shots = os.path.join(os.environ.get("MESHHOOK_BUILD_DIR", harness.tempfile.gettempdir()),
+                             "tests", "browser", "screenshots-daemon")
+        shutil.rmtree(shots, ignore_errors=True)
+        env = {**os.environ, "MESHHOOK_UI_URL": self.daemon.api + "/ui/",
+               "MESHHOOK_UI_TOKEN": token, "MESHHOOK_SCREENSHOT_DIR": shots,
+               "MESHHOOK_CHROMIUM": CHROMIUM}
+        run = subprocess.run(["node", "tests/e2e/ui.e2e.mjs"], cwd=UI_DIR, env=env,
+                             capture_output=True, text=True, timeout=300)
+        print(run.stdout)
+        print(run.stderr, file=sys.stderr)
+        if run.returncode == SKIP:
+            self.skipTest("no browser at " + CHROMIUM)
+        self.assertEqual(run.returncode, 0, "ui.e2e.mjs failed:\n" + run.stdout + run.stderr)
+        self.assertNotIn("not ok", run.stdout)
+        self.assertIn("ok 1 ", run.stdout)
+        for scheme in ("light", "dark"):
+            self.assertTrue(os.path.getsize(os.path.join(shots, f"ui-{scheme}.png")) > 10000)
+
+    def test_the_page_never_sees_the_other_project(self):
+        token = make_jwt(claims_for(PROJECT_A))
+        r = harness.request(
+            "GET", self.daemon.api + "/api/v1/statistics/execution-times?group_by=workflow"
+            "&start_date=" + iso(datetime.datetime.now(datetime.timezone.utc)
+                                 - datetime.timedelta(days=31)),
+            headers={"Authorization": "Bearer " + token})
+        self.assertEqual(r.status, 200, r.body)
+        body = json.loads(r.body)
+        seen = {g["workflow_id"] for g in body["groups"]}
+        self.assertEqual(len(seen), 5)
+        self.assertFalse(seen & set(self.workflows_b))
+        self.assertEqual(sum(g["count"] for g in body["groups"]), 600)
+
+
+if __name__ == "__main__":
+    unittest.main()
