@@ -46,17 +46,12 @@ std::string number(double v) {
 
 const char* c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
 
+// The date_trunc unit of a time grouping (its parameter value is Postgres's unit name).
 std::optional<std::string> trunc_unit(GroupBy g) {
-  switch (g) {
-    case GroupBy::hour:
-      return "hour";
-    case GroupBy::day:
-      return "day";
-    case GroupBy::week:
-      return "week";
-    default:
-      return std::nullopt;
+  if (g == GroupBy::hour || g == GroupBy::day || g == GroupBy::week) {
+    return std::string(to_string(g));
   }
+  return std::nullopt;
 }
 
 bool is_time_grouping(GroupBy g) { return trunc_unit(g).has_value(); }

@@ -19,8 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import harness  # noqa: E402
-from test_security import (AUDIENCE, ISSUER, SECRET, claims_for, make_jwt,  # noqa: E402
-                           psql, with_database)
+from test_security import AUDIENCE, ISSUER, SECRET, claims_for, make_jwt  # noqa: E402
 
 UI_DIR = os.path.join(ROOT, "dashboards", "svelte")
 CHROMIUM = os.environ.get("MESHHOOK_CHROMIUM", "/usr/bin/chromium")
@@ -57,19 +56,11 @@ def seeded_runs(project, workflows, runs, seed):
 class UiAgainstTheDaemonTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        server = os.environ.get("MESHHOOK_TEST_DATABASE_URL")
-        if not server:
-            raise unittest.SkipTest("MESHHOOK_TEST_DATABASE_URL is not set (run through make test)")
         if not os.path.exists(os.path.join(UI_DIR, "dist", "index.html")):
             raise unittest.SkipTest("dashboards/svelte/dist is not built")
-        cls.name = "ui_" + uuid.uuid4().hex[:12]
-        cls.admin = with_database(server, "postgres")
-        cls.url = with_database(server, cls.name)
-        psql(cls.admin, f"create database {cls.name}")
-        subprocess.run([harness.BINARY, "migrate"], check=True, capture_output=True,
-                       env={**os.environ, "MESHHOOK_STATS_DATABASE_URL": cls.url})
+        cls.db = harness.MigratedDatabase("ui")
         cls.daemon = harness.Daemon(env={
-            "MESHHOOK_STATS_DATABASE_URL": cls.url,
+            "MESHHOOK_STATS_DATABASE_URL": cls.db.url,
             "MESHHOOK_STATS_AUTH_JWT_SECRET": SECRET,
             "MESHHOOK_STATS_AUTH_JWT_AUDIENCE": AUDIENCE,
             "MESHHOOK_STATS_AUTH_JWT_ISSUER": ISSUER,
@@ -84,20 +75,13 @@ class UiAgainstTheDaemonTest(unittest.TestCase):
         for i in range(0, len(events), 100):
             r = cls.daemon.post_runs(events[i:i + 100])
             assert r.status == 202, r.body
-        harness.wait_until(lambda: cls.count() == len(events), timeout=60,
+        harness.wait_until(lambda: cls.db.count() == len(events), timeout=60,
                            what=f"{len(events)} runs stored")
-
-    @classmethod
-    def count(cls):
-        out = subprocess.run(["psql", "-X", "-At", cls.url, "-c",
-                              "select count(*) from execution_time_statistics"],
-                             check=True, capture_output=True, text=True)
-        return int(out.stdout.strip())
 
     @classmethod
     def tearDownClass(cls):
         cls.daemon.cleanup()
-        psql(cls.admin, f"drop database if exists {cls.name} with (force)")
+        cls.db.drop()
 
     def test_the_page_shows_what_the_api_returns(self):
         token = make_jwt(claims_for(PROJECT_A))

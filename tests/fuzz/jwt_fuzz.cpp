@@ -1,36 +1,20 @@
 // libFuzzer: the bearer token path of the statistics API. The first byte picks what the rest
 // is: a raw token (header, signature and base64 handling), or a claims payload that is signed
 // here with the configured secret, so the fuzzer reaches the claim checks behind the signature.
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "../support/jwt_signing.h"
 #include "meshhook/bridge/claims_resolver.h"
 
 namespace {
 
-const std::string kSecret = "fuzz-secret-fuzz-secret-fuzz-secret-0123";
+using meshhook::testing::b64url;
+using meshhook::testing::hs256;
 
-std::string b64url(std::string_view in) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(a[(acc >> bits) & 63]);
-    }
-  }
-  if (bits > 0) out.push_back(a[(acc << (6 - bits)) & 63]);
-  return out;
-}
+const std::string kSecret = "fuzz-secret-fuzz-secret-fuzz-secret-0123";
 
 }  // namespace
 
@@ -44,11 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string token;
   if (data[0] & 1) {
     const std::string input = b64url(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url(rest);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), kSecret.data(), static_cast<int>(kSecret.size()),
-         reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
-    token = input + "." + b64url(std::string_view(reinterpret_cast<char*>(mac), len));
+    token = input + "." + b64url(hs256(kSecret, input));
   } else {
     token.assign(rest);
   }

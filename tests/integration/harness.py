@@ -71,6 +71,38 @@ def request(method, url, body=None, headers=None, timeout=30):
         return Response(e.code, e.headers, e.read())
 
 
+def psql(url, sql):
+    """Runs SQL with psql against url; returns its unaligned output."""
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+class MigratedDatabase:
+    """A database of its own on the test Postgres of `make test` (MESHHOOK_TEST_DATABASE_URL),
+    migrated by `meshhook-stats migrate`; drop() removes it. Raises SkipTest without one."""
+
+    def __init__(self, prefix):
+        import unittest
+        server = os.environ.get("MESHHOOK_TEST_DATABASE_URL")
+        if not server:
+            raise unittest.SkipTest("MESHHOOK_TEST_DATABASE_URL is not set (run through make test)")
+        self.name = prefix + "_" + uuid.uuid4().hex[:12]
+        parts = urllib.parse.urlsplit(server)
+        self.admin = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+        self.url = urllib.parse.urlunsplit(parts._replace(path="/" + self.name))
+        psql(self.admin, f"create database {self.name}")
+        subprocess.run([BINARY, "migrate"], check=True, capture_output=True,
+                       env={**os.environ, "MESHHOOK_STATS_DATABASE_URL": self.url})
+
+    def count(self):
+        """Rows in execution_time_statistics (as the owner: row level security does not apply)."""
+        return int(psql(self.url, "select count(*) from execution_time_statistics"))
+
+    def drop(self):
+        psql(self.admin, f"drop database if exists {self.name} with (force)")
+
+
 def run_event(workflow_id, project_id, duration_ms, status="succeeded", run_id=None, **extra):
     event = {
         "run_id": run_id or str(uuid.uuid4()),

@@ -58,52 +58,20 @@ def comparable(response, workflow_id):
     return response.status, body
 
 
-def database_url():
-    url = os.environ.get("MESHHOOK_TEST_DATABASE_URL")
-    if not url:
-        raise unittest.SkipTest("MESHHOOK_TEST_DATABASE_URL is not set (run through make test)")
-    return url
-
-
-def with_database(url, name):
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
-
-
-def psql(url, sql):
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
-                   capture_output=True)
-
-
-class Tenancy:
+class Tenancy(harness.MigratedDatabase):
     """A migrated database of its own holding runs of two projects."""
 
     def __init__(self):
-        server = database_url()
-        self.name = "security_" + uuid.uuid4().hex[:12]
-        self.admin = with_database(server, "postgres")
-        self.url = with_database(server, self.name)
-        psql(self.admin, f"create database {self.name}")
-        subprocess.run([harness.BINARY, "migrate"], check=True, capture_output=True,
-                       env={**os.environ, "MESHHOOK_STATS_DATABASE_URL": self.url})
+        super().__init__("security")
         rows = []
         for project, workflow, n in ((PROJECT_A, WORKFLOW_A, 2), (PROJECT_B, WORKFLOW_B, 3)):
             for i in range(n):
                 rows.append(f"(gen_random_uuid(), '{project}', '{workflow}', 'succeeded', "
                             f"now() - interval '{i + 2} hours', now() - interval '{i + 1} hours', "
                             f"{1000 * (i + 1)})")
-        psql(self.url, "insert into execution_time_statistics (run_id, project_id, workflow_id, "
-                       "status, started_at, finished_at, execution_time_ms) values "
-                       + ", ".join(rows))
-
-    def count(self):
-        out = subprocess.run(["psql", "-X", "-At", self.url, "-c",
-                              "select count(*) from execution_time_statistics"],
-                             check=True, capture_output=True, text=True)
-        return int(out.stdout.strip())
-
-    def drop(self):
-        psql(self.admin, f"drop database if exists {self.name} with (force)")
+        harness.psql(self.url, "insert into execution_time_statistics (run_id, project_id, "
+                               "workflow_id, status, started_at, finished_at, execution_time_ms) "
+                               "values " + ", ".join(rows))
 
 
 class StatisticsAuthTest(unittest.TestCase):

@@ -1,3 +1,5 @@
+#include "meshhook/bridge/jwt_verifier.h"
+
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -9,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "../../support/jwt_signing.h"
 #include "meshhook/bridge/claims_resolver.h"
-#include "meshhook/bridge/jwt_verifier.h"
 
 using meshhook::bridge::ClaimsResolver;
 using meshhook::bridge::ClaimsResolverOptions;
@@ -18,6 +20,8 @@ using meshhook::bridge::HttpRequest;
 using meshhook::bridge::JwtAlgorithm;
 using meshhook::bridge::JwtOptions;
 using meshhook::bridge::JwtVerifier;
+using meshhook::testing::b64url;
+using meshhook::testing::hs256;
 using nlohmann::json;
 
 namespace {
@@ -27,34 +31,11 @@ namespace {
 const std::string kSecret = "a-test-secret-of-at-least-32-bytes!!";
 const std::int64_t kNow = 1'700'000'000;
 
-std::string b64url(std::string_view in) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(a[(acc >> bits) & 63]);
-    }
-  }
-  if (bits > 0) out.push_back(a[(acc << (6 - bits)) & 63]);
-  return out;
-}
-
-std::string hs256(std::string_view key, std::string_view input) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
-  return std::string(reinterpret_cast<char*>(mac), len);
-}
-
 using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
-Pkey rsa_key() { return Pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}), &EVP_PKEY_free); }
+Pkey rsa_key() {
+  return Pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}), &EVP_PKEY_free);
+}
 Pkey ec_key() { return Pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free); }
 
 std::string public_pem(EVP_PKEY* key) {
@@ -133,7 +114,9 @@ TEST_CASE("jwt: no token is refused", "[jwt]") {
 }
 
 TEST_CASE("jwt: a bad signature is refused", "[jwt]") {
-  CHECK_FALSE(hs_verifier().verify(token_hs256(claims(), "another-secret-of-at-least-32-bytes!"), kNow).ok());
+  CHECK_FALSE(hs_verifier()
+                  .verify(token_hs256(claims(), "another-secret-of-at-least-32-bytes!"), kNow)
+                  .ok());
   // A payload swapped under a valid signature.
   const auto good = token_hs256(claims());
   auto forged = claims();
@@ -147,7 +130,8 @@ TEST_CASE("jwt: a bad signature is refused", "[jwt]") {
 }
 
 TEST_CASE("jwt: an expired token is refused, within the leeway it is not", "[jwt]") {
-  CHECK(hs_verifier().verify(token_hs256(claims(kNow - 3600)), kNow).error == "the token has expired");
+  CHECK(hs_verifier().verify(token_hs256(claims(kNow - 3600)), kNow).error ==
+        "the token has expired");
   CHECK(hs_verifier().verify(token_hs256(claims(kNow - 10)), kNow).ok());
 }
 
@@ -220,20 +204,22 @@ TEST_CASE("jwt: ES256 tokens verify with the EC public key only", "[jwt]") {
 
 TEST_CASE("jwt: garbage is refused without a crash", "[jwt]") {
   const auto v = hs_verifier();
-  for (const std::string& t : std::vector<std::string>{"abc", "a.b.c", "a.b", "....", "..", ".", "eyJ.eyJ.eyJ",
-                              "Bearer x", std::string(100000, 'a'), std::string("a\0b.c.d", 7),
-                              b64url("[1]") + "." + b64url("{}") + ".AAAA",
-                              b64url("{\"alg\":\"HS256\"}") + ".%%%." + "AAAA",
-                              b64url("{\"alg\":\"HS256\"}") + "." + b64url("[]") + "." + "AAAA"}) {
+  for (const std::string& t : std::vector<std::string>{
+           "abc", "a.b.c", "a.b", "....", "..", ".", "eyJ.eyJ.eyJ", "Bearer x",
+           std::string(100000, 'a'), std::string("a\0b.c.d", 7),
+           b64url("[1]") + "." + b64url("{}") + ".AAAA",
+           b64url("{\"alg\":\"HS256\"}") + ".%%%." + "AAAA",
+           b64url("{\"alg\":\"HS256\"}") + "." + b64url("[]") + "." + "AAAA"}) {
     INFO(t.substr(0, 40));
     CHECK_FALSE(v.verify(t, kNow).ok());
   }
 }
 
 TEST_CASE("jwt: critical header extensions are refused", "[jwt]") {
-  CHECK_FALSE(hs_verifier()
-                  .verify(token_hs256(claims(), kSecret, {{"alg", "HS256"}, {"crit", {"b64"}}}), kNow)
-                  .ok());
+  CHECK_FALSE(
+      hs_verifier()
+          .verify(token_hs256(claims(), kSecret, {{"alg", "HS256"}, {"crit", {"b64"}}}), kNow)
+          .ok());
 }
 
 TEST_CASE("jwt: keys that do not suit the algorithm are refused at start-up", "[jwt]") {
@@ -243,13 +229,16 @@ TEST_CASE("jwt: keys that do not suit the algorithm are refused at start-up", "[
   auto ec = ec_key();
   CHECK_THROWS_AS(JwtVerifier(JwtOptions{.algorithm = JwtAlgorithm::rs256, .key = "not a pem"}),
                   std::invalid_argument);
-  CHECK_THROWS_AS(JwtVerifier(JwtOptions{.algorithm = JwtAlgorithm::rs256, .key = public_pem(ec.get())}),
-                  std::invalid_argument);
-  CHECK_THROWS_AS(JwtVerifier(JwtOptions{.algorithm = JwtAlgorithm::es256, .key = public_pem(rsa.get())}),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(
+      JwtVerifier(JwtOptions{.algorithm = JwtAlgorithm::rs256, .key = public_pem(ec.get())}),
+      std::invalid_argument);
+  CHECK_THROWS_AS(
+      JwtVerifier(JwtOptions{.algorithm = JwtAlgorithm::es256, .key = public_pem(rsa.get())}),
+      std::invalid_argument);
   // A private key is not what the server should hold.
-  CHECK_THROWS_AS(JwtVerifier(JwtOptions{.algorithm = JwtAlgorithm::es256, .key = private_pem(ec.get())}),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(
+      JwtVerifier(JwtOptions{.algorithm = JwtAlgorithm::es256, .key = private_pem(ec.get())}),
+      std::invalid_argument);
 }
 
 TEST_CASE("jwt algorithm names parse exactly", "[jwt]") {
@@ -271,8 +260,8 @@ HttpRequest with_authorization(const std::string& value) {
 }
 
 ClaimsResolver resolver(std::string project_ids_claim = "") {
-  return ClaimsResolver(ClaimsResolverOptions{JwtOptions{.algorithm = JwtAlgorithm::hs256, .key = kSecret},
-                                              std::move(project_ids_claim)});
+  return ClaimsResolver(ClaimsResolverOptions{
+      JwtOptions{.algorithm = JwtAlgorithm::hs256, .key = kSecret}, std::move(project_ids_claim)});
 }
 
 }  // namespace
