@@ -2,20 +2,18 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
-
-#include <cstdio>
-#include <stdexcept>
-
-#include "config.h"
-#include "meshhook/bridge/backfill.h"
-#include "meshhook/bridge/migrations.h"
-#include "meshhook/bridge/run_event.h"
-
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "config.h"
 #include "logging.h"
+#include "meshhook/bridge/backfill.h"
+#include "meshhook/bridge/migrations.h"
+#include "meshhook/bridge/run_event.h"
 #include "service.h"
 
 namespace meshhook::app {
@@ -26,7 +24,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (i < args.size() && !args[i].empty() && args[i][0] != '-') {
     cl.command = args[i++];
     if (cl.command != "serve" && cl.command != "migrate" && cl.command != "backfill") {
-      throw UsageError("unknown command \"" + cl.command + "\" (commands: serve, migrate, backfill)");
+      throw UsageError("unknown command \"" + cl.command +
+                       "\" (commands: serve, migrate, backfill)");
     }
   }
   auto value = [&](const std::string& flag) -> std::string {
@@ -148,8 +147,7 @@ int backfill(const Config& config, const CommandLine& cl) {
   if (!cl.until.empty()) {
     until = parse_date(cl.until);
     if (!until) {
-      spdlog::error("--until: expected YYYY-MM-DD or an RFC 3339 date-time, got \"{}\"",
-                    cl.until);
+      spdlog::error("--until: expected YYYY-MM-DD or an RFC 3339 date-time, got \"{}\"", cl.until);
       return 2;
     }
   }
@@ -164,16 +162,16 @@ int backfill(const Config& config, const CommandLine& cl) {
     const double eta = rate > 0 && p.rows_total > p.rows_scanned
                            ? static_cast<double>(p.rows_total - p.rows_scanned) / rate
                            : 0;
-    const double frac = p.rows_total ? static_cast<double>(p.rows_scanned) /
-                                           static_cast<double>(p.rows_total)
-                                     : 1.0;
+    const double frac =
+        p.rows_total ? static_cast<double>(p.rows_scanned) / static_cast<double>(p.rows_total)
+                     : 1.0;
     if (tty) {
       const int width = 30;
       const int filled = static_cast<int>(std::lround(frac * width));
       std::fprintf(stderr, "\r[%s%s] %5.1f%% %llu/%llu rows, %llu new, %.0f rows/s, ETA %.0fs ",
                    std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                   std::string(static_cast<std::size_t>(width - filled), '.').c_str(),
-                   frac * 100, static_cast<unsigned long long>(p.rows_scanned),
+                   std::string(static_cast<std::size_t>(width - filled), '.').c_str(), frac * 100,
+                   static_cast<unsigned long long>(p.rows_scanned),
                    static_cast<unsigned long long>(p.rows_total),
                    static_cast<unsigned long long>(p.rows_inserted), rate, eta);
     } else if (now - last_line >= std::chrono::seconds(5) || p.rows_scanned == p.rows_total) {
@@ -182,7 +180,8 @@ int backfill(const Config& config, const CommandLine& cl) {
                    p.rows_scanned, p.rows_total, frac * 100, p.rows_inserted, rate, eta);
     }
   };
-  spdlog::info("backfill from workflow_runs, finished since {}{}", bridge::format_rfc3339_us(*since),
+  spdlog::info("backfill from workflow_runs, finished since {}{}",
+               bridge::format_rfc3339_us(*since),
                until ? " until " + bridge::format_rfc3339_us(*until) : std::string(" until now"));
   const auto inserted = bridge::backfill(config.database_url, *since, until, report);
   if (tty) std::fputs("\n", stderr);

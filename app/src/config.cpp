@@ -3,9 +3,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
-#include <cctype>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -135,70 +135,132 @@ const std::vector<Setting>& settings() {
   using O = const Origin&;
   using K = const std::string&;
   static const std::vector<Setting> kSettings = {
-      {"api.listen", false, [](N n, O o, K k, Config& c) { c.api.listen = listen_address(n, o, k, false); }},
-      {"api.threads", false, [](N n, O o, K k, Config& c) { c.api.threads = integer(n, o, k, 1, 1024); }},
-      {"api.request_timeout_ms", false, [](N n, O o, K k, Config& c) { c.api.request_timeout_ms = integer(n, o, k, 100, 600000); }},
-      {"api.tls_certificate", false, [](N n, O o, K k, Config& c) { c.api.tls_certificate = n.IsNull() ? "" : scalar(n, o, k); }},
-      {"api.max_header_bytes", false, [](N n, O o, K k, Config& c) { c.api.max_header_bytes = integer(n, o, k, 1024, 1 << 20); }},
-      {"auth.jwt_algorithm", false, [](N n, O o, K k, Config& c) { c.jwt_algorithm = one_of(n, o, k, {"HS256", "RS256", "ES256"}); }},
-      {"auth.jwt_secret", false, [](N n, O o, K k, Config& c) {
-         c.jwt_secret = n.IsNull() ? "" : scalar(n, o, k);
-         if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32) fail(o, k, "must be at least 32 bytes");
+      {"api.listen", false,
+       [](N n, O o, K k, Config& c) { c.api.listen = listen_address(n, o, k, false); }},
+      {"api.threads", false,
+       [](N n, O o, K k, Config& c) { c.api.threads = integer(n, o, k, 1, 1024); }},
+      {"api.request_timeout_ms", false,
+       [](N n, O o, K k, Config& c) { c.api.request_timeout_ms = integer(n, o, k, 100, 600000); }},
+      {"api.tls_certificate", false,
+       [](N n, O o, K k, Config& c) { c.api.tls_certificate = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"api.max_header_bytes", false,
+       [](N n, O o, K k, Config& c) { c.api.max_header_bytes = integer(n, o, k, 1024, 1 << 20); }},
+      {"auth.jwt_algorithm", false,
+       [](N n, O o, K k, Config& c) {
+         c.jwt_algorithm = one_of(n, o, k, {"HS256", "RS256", "ES256"});
        }},
-      {"auth.jwt_secret_file", false, [](N n, O o, K k, Config& c) { c.jwt_secret_file = n.IsNull() ? "" : scalar(n, o, k); }},
-      {"auth.jwt_public_key_file", false, [](N n, O o, K k, Config& c) { c.jwt_public_key_file = n.IsNull() ? "" : scalar(n, o, k); }},
-      {"auth.jwt_audience", false, [](N n, O o, K k, Config& c) { c.jwt_audience = n.IsNull() ? "" : scalar(n, o, k); }},
-      {"auth.jwt_issuer", false, [](N n, O o, K k, Config& c) { c.jwt_issuer = n.IsNull() ? "" : scalar(n, o, k); }},
-      {"auth.jwt_leeway_seconds", false, [](N n, O o, K k, Config& c) { c.jwt_leeway_seconds = integer(n, o, k, 0, 600); }},
-      {"auth.project_ids_claim", false, [](N n, O o, K k, Config& c) {
+      {"auth.jwt_secret", false,
+       [](N n, O o, K k, Config& c) {
+         c.jwt_secret = n.IsNull() ? "" : scalar(n, o, k);
+         if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32)
+           fail(o, k, "must be at least 32 bytes");
+       }},
+      {"auth.jwt_secret_file", false,
+       [](N n, O o, K k, Config& c) { c.jwt_secret_file = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_public_key_file", false,
+       [](N n, O o, K k, Config& c) { c.jwt_public_key_file = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_audience", false,
+       [](N n, O o, K k, Config& c) { c.jwt_audience = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_issuer", false,
+       [](N n, O o, K k, Config& c) { c.jwt_issuer = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"auth.jwt_leeway_seconds", false,
+       [](N n, O o, K k, Config& c) { c.jwt_leeway_seconds = integer(n, o, k, 0, 600); }},
+      {"auth.project_ids_claim", false,
+       [](N n, O o, K k, Config& c) {
          c.project_ids_claim = n.IsNull() ? "" : scalar(n, o, k);
          const auto& v = c.project_ids_claim;
          const bool ok = v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char ch) {
-                           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+                           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
+                                  ch == '.' || ch == '-';
                          });
          if (!ok || v.starts_with(".") || v.ends_with(".") || v.find("..") != std::string::npos) {
            fail(o, k, "must be a claim name or dotted path, e.g. app_metadata.project_ids");
          }
        }},
-      {"metrics.listen", false, [](N n, O o, K k, Config& c) { c.metrics.listen = listen_address(n, o, k, true); }},
-      {"metrics.threads", false, [](N n, O o, K k, Config& c) { c.metrics.threads = integer(n, o, k, 1, 64); }},
-      {"metrics.path", false, [](N n, O o, K k, Config& c) {
+      {"metrics.listen", false,
+       [](N n, O o, K k, Config& c) { c.metrics.listen = listen_address(n, o, k, true); }},
+      {"metrics.threads", false,
+       [](N n, O o, K k, Config& c) { c.metrics.threads = integer(n, o, k, 1, 64); }},
+      {"metrics.path", false,
+       [](N n, O o, K k, Config& c) {
          c.metrics_path = scalar(n, o, k);
-         if (c.metrics_path.empty() || c.metrics_path[0] != '/' || c.metrics_path.rfind("/api/", 0) == 0) {
+         if (c.metrics_path.empty() || c.metrics_path[0] != '/' ||
+             c.metrics_path.rfind("/api/", 0) == 0) {
            fail(o, k, "must start with / and not with /api/");
          }
        }},
-      {"metrics.bearer_token_sha256", false, [](N n, O o, K k, Config& c) {
+      {"metrics.bearer_token_sha256", false,
+       [](N n, O o, K k, Config& c) {
          auto v = sha256_list(n, o, k);
          if (v.size() > 1) fail(o, k, "takes one token hash");
          c.metrics_bearer_token_sha256 = v.empty() ? "" : v[0];
        }},
-      {"log.level", false, [](N n, O o, K k, Config& c) { c.log_level = one_of(n, o, k, {"trace", "debug", "info", "warn", "error", "critical", "off"}); }},
-      {"log.format", false, [](N n, O o, K k, Config& c) { c.log_format = one_of(n, o, k, {"text", "json"}); }},
+      {"log.level", false,
+       [](N n, O o, K k, Config& c) {
+         c.log_level =
+             one_of(n, o, k, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+       }},
+      {"log.format", false,
+       [](N n, O o, K k, Config& c) {
+         c.log_format = one_of(n, o, k, {"text", "json"});
+       }},
       {"histograms.buckets", true, [](N n, O o, K k, Config& c) { c.buckets = buckets(n, o, k); }},
-      {"histograms.max_series_per_family", false, [](N n, O o, K k, Config& c) { c.max_series_per_family = integer<std::size_t>(n, o, k, 1, 10000000); }},
-      {"histograms.max_label_value_length", false, [](N n, O o, K k, Config& c) { c.max_label_value_length = integer<std::size_t>(n, o, k, 36, 4096); }},
-      {"histograms.exemplars", false, [](N n, O o, K k, Config& c) { c.exemplars = boolean(n, o, k); }},
-      {"ingest.token_sha256", true, [](N n, O o, K k, Config& c) { c.ingest_token_sha256 = sha256_list(n, o, k); }},
-      {"ingest.max_body_bytes", false, [](N n, O o, K k, Config& c) { c.ingest_max_body_bytes = integer<std::size_t>(n, o, k, 1024, 256u << 20); }},
-      {"ingest.max_batch", false, [](N n, O o, K k, Config& c) { c.ingest_max_batch = integer<std::size_t>(n, o, k, 1, 100000); }},
-      {"database.url", false, [](N n, O o, K k, Config& c) { c.database_url = n.IsNull() ? "" : scalar(n, o, k); }},
-      {"database.pool_size", false, [](N n, O o, K k, Config& c) { c.database_pool_size = integer(n, o, k, 1, 64); }},
-      {"spool.dir", false, [](N n, O o, K k, Config& c) {
+      {"histograms.max_series_per_family", false,
+       [](N n, O o, K k, Config& c) {
+         c.max_series_per_family = integer<std::size_t>(n, o, k, 1, 10000000);
+       }},
+      {"histograms.max_label_value_length", false,
+       [](N n, O o, K k, Config& c) {
+         c.max_label_value_length = integer<std::size_t>(n, o, k, 36, 4096);
+       }},
+      {"histograms.exemplars", false,
+       [](N n, O o, K k, Config& c) { c.exemplars = boolean(n, o, k); }},
+      {"ingest.token_sha256", true,
+       [](N n, O o, K k, Config& c) { c.ingest_token_sha256 = sha256_list(n, o, k); }},
+      {"ingest.max_body_bytes", false,
+       [](N n, O o, K k, Config& c) {
+         c.ingest_max_body_bytes = integer<std::size_t>(n, o, k, 1024, 256u << 20);
+       }},
+      {"ingest.max_batch", false,
+       [](N n, O o, K k, Config& c) {
+         c.ingest_max_batch = integer<std::size_t>(n, o, k, 1, 100000);
+       }},
+      {"database.url", false,
+       [](N n, O o, K k, Config& c) { c.database_url = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"database.pool_size", false,
+       [](N n, O o, K k, Config& c) { c.database_pool_size = integer(n, o, k, 1, 64); }},
+      {"spool.dir", false,
+       [](N n, O o, K k, Config& c) {
          c.spool_dir = scalar(n, o, k);
          if (c.spool_dir.empty()) fail(o, k, "must not be empty");
        }},
-      {"spool.max_bytes", false, [](N n, O o, K k, Config& c) { c.spool_max_bytes = integer<std::uint64_t>(n, o, k, 1 << 20, std::uint64_t{1} << 44); }},
-      {"spool.segment_bytes", false, [](N n, O o, K k, Config& c) { c.spool_segment_bytes = integer<std::uint64_t>(n, o, k, 64 << 10, std::uint64_t{1} << 32); }},
-      {"spool.group_commit_us", false, [](N n, O o, K k, Config& c) { c.spool_group_commit_us = integer(n, o, k, 0, 100000); }},
-      {"writer.batch_rows", false, [](N n, O o, K k, Config& c) { c.writer_batch_rows = integer<std::size_t>(n, o, k, 1, 1000000); }},
-      {"writer.batch_interval_ms", false, [](N n, O o, K k, Config& c) { c.writer_batch_interval_ms = integer(n, o, k, 1, 60000); }},
-      {"writer.max_backoff_ms", false, [](N n, O o, K k, Config& c) { c.writer_max_backoff_ms = integer(n, o, k, 10, 600000); }},
-      {"retention.days", false, [](N n, O o, K k, Config& c) { c.retention_days = integer(n, o, k, 0, 36500); }},
-      {"tailer.enabled", false, [](N n, O o, K k, Config& c) { c.tail_enabled = boolean(n, o, k); }},
+      {"spool.max_bytes", false,
+       [](N n, O o, K k, Config& c) {
+         c.spool_max_bytes = integer<std::uint64_t>(n, o, k, 1 << 20, std::uint64_t{1} << 44);
+       }},
+      {"spool.segment_bytes", false,
+       [](N n, O o, K k, Config& c) {
+         c.spool_segment_bytes = integer<std::uint64_t>(n, o, k, 64 << 10, std::uint64_t{1} << 32);
+       }},
+      {"spool.group_commit_us", false,
+       [](N n, O o, K k, Config& c) { c.spool_group_commit_us = integer(n, o, k, 0, 100000); }},
+      {"writer.batch_rows", false,
+       [](N n, O o, K k, Config& c) {
+         c.writer_batch_rows = integer<std::size_t>(n, o, k, 1, 1000000);
+       }},
+      {"writer.batch_interval_ms", false,
+       [](N n, O o, K k, Config& c) { c.writer_batch_interval_ms = integer(n, o, k, 1, 60000); }},
+      {"writer.max_backoff_ms", false,
+       [](N n, O o, K k, Config& c) { c.writer_max_backoff_ms = integer(n, o, k, 10, 600000); }},
+      {"retention.days", false,
+       [](N n, O o, K k, Config& c) { c.retention_days = integer(n, o, k, 0, 36500); }},
+      {"tailer.enabled", false,
+       [](N n, O o, K k, Config& c) { c.tail_enabled = boolean(n, o, k); }},
       {"ui.enabled", false, [](N n, O o, K k, Config& c) { c.ui_enabled = boolean(n, o, k); }},
-      {"ui.dir", false, [](N n, O o, K k, Config& c) { c.ui_dir = n.IsNull() ? "" : scalar(n, o, k); }},
-      {"tailer.interval_ms", false, [](N n, O o, K k, Config& c) { c.tail_interval_ms = integer(n, o, k, 10, 600000); }},
+      {"ui.dir", false,
+       [](N n, O o, K k, Config& c) { c.ui_dir = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"tailer.interval_ms", false,
+       [](N n, O o, K k, Config& c) { c.tail_interval_ms = integer(n, o, k, 10, 600000); }},
   };
   return kSettings;
 }
@@ -228,8 +290,9 @@ void apply_mapping(const YAML::Node& map, const std::string& prefix, const std::
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     const Origin origin{where(path, entry.first.Mark())};
     if (const Setting* s = find_setting(key)) {
-      s->set(entry.second, Origin{where(path, entry.second.Mark().line >= 0 ? entry.second.Mark()
-                                                                           : entry.first.Mark())},
+      s->set(entry.second,
+             Origin{where(
+                 path, entry.second.Mark().line >= 0 ? entry.second.Mark() : entry.first.Mark())},
              key, config);
     } else if (is_section(key)) {
       if (!entry.second.IsMap()) fail(origin, key, "must be a mapping of settings");
@@ -307,8 +370,7 @@ Config load_config(const std::string& path, char** envp) {
       throw ConfigError("environment variable " + name +
                         ": unknown setting (see docs/config.md for the list)");
     }
-    match->set(env_node(*match, value), Origin{"environment variable " + name}, match->key,
-               config);
+    match->set(env_node(*match, value), Origin{"environment variable " + name}, match->key, config);
   }
   return config;
 }

@@ -32,7 +32,7 @@ struct Config {
   std::string metrics_path = "/metrics";
   std::string metrics_bearer_token_sha256;  // empty = no auth on /metrics
 
-  std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  std::string log_level = "info";   // trace, debug, info, warn, error, critical, off
   std::string log_format = "text";  // text or json
 
   std::vector<double> buckets;  // seconds; default: RunMetricsOptions::default_buckets()

@@ -65,9 +65,9 @@ class RouteHandler : public CivetHandler {
     std::string body;
     if (info->content_length > static_cast<long long>(route_.max_body_bytes)) {
       // Refused before reading: the client's remaining bytes are dropped with the connection.
-      resp = bridge::json_error(413, "payload_too_large",
-                                "the body is larger than " +
-                                    std::to_string(route_.max_body_bytes) + " bytes");
+      resp = bridge::json_error(
+          413, "payload_too_large",
+          "the body is larger than " + std::to_string(route_.max_body_bytes) + " bytes");
       close_connection = true;
     } else {
       if (info->content_length > 0) body.reserve(static_cast<std::size_t>(info->content_length));
@@ -81,9 +81,9 @@ class RouteHandler : public CivetHandler {
         body.append(buf, static_cast<std::size_t>(n));
       }
       if (close_connection) {
-        resp = bridge::json_error(413, "payload_too_large",
-                                  "the body is larger than " +
-                                      std::to_string(route_.max_body_bytes) + " bytes");
+        resp = bridge::json_error(
+            413, "payload_too_large",
+            "the body is larger than " + std::to_string(route_.max_body_bytes) + " bytes");
       } else {
         req.body = body;
         try {
@@ -157,14 +157,22 @@ void HttpServer::start() {
     if (!compat) spdlog::warn("TLS: cannot load the OpenSSL 3 shim for CivetWeb: {}", dlerror());
   }
   std::vector<std::string> options = {
-      "listening_ports", ports,
-      "num_threads", std::to_string(impl_->listener.threads),
-      "request_timeout_ms", std::to_string(impl_->listener.request_timeout_ms),
-      "max_request_size", std::to_string(impl_->listener.max_header_bytes),
-      "enable_keep_alive", "yes",
-      "keep_alive_timeout_ms", "5000",
-      "tcp_nodelay", "1",
-      "decode_url", "yes",
+      "listening_ports",
+      ports,
+      "num_threads",
+      std::to_string(impl_->listener.threads),
+      "request_timeout_ms",
+      std::to_string(impl_->listener.request_timeout_ms),
+      "max_request_size",
+      std::to_string(impl_->listener.max_header_bytes),
+      "enable_keep_alive",
+      "yes",
+      "keep_alive_timeout_ms",
+      "5000",
+      "tcp_nodelay",
+      "1",
+      "decode_url",
+      "yes",
   };
   if (!impl_->listener.tls_certificate.empty()) {
     options.insert(options.end(), {"ssl_certificate", impl_->listener.tls_certificate,
@@ -175,9 +183,8 @@ void HttpServer::start() {
   try {
     impl_->server = std::make_unique<CivetServer>(options, &callbacks);
   } catch (const CivetException& e) {
-    throw std::runtime_error(impl_->name + " listener: cannot listen on " +
-                             impl_->listener.listen + ": " + e.what() +
-                             " (is the address in use or not local?)");
+    throw std::runtime_error(impl_->name + " listener: cannot listen on " + impl_->listener.listen +
+                             ": " + e.what() + " (is the address in use or not local?)");
   }
   for (std::size_t i = 0; i < impl_->handlers.size(); ++i) {
     impl_->server->addHandler(impl_->uris[i], impl_->handlers[i].get());

@@ -10,17 +10,18 @@
 
 #include "http_server.h"
 #include "meshhook/bridge/claims_resolver.h"
-#include "meshhook/bridge/ingest_api.h"
 #include "meshhook/bridge/connection_pool.h"
+#include "meshhook/bridge/ingest_api.h"
+#include "meshhook/bridge/run_event.h"
 #include "meshhook/bridge/run_sink.h"
 #include "meshhook/bridge/statistics_api.h"
 #include "meshhook/bridge/storage.h"
 #include "meshhook/bridge/tenant_claims.h"
-#include "static_files.h"
 #include "meshhook/exporter/exposition.h"
 #include "meshhook/exporter/process_metrics.h"
 #include "meshhook/exporter/registry.h"
 #include "meshhook/exporter/run_metrics.h"
+#include "static_files.h"
 
 namespace meshhook::app {
 namespace {
@@ -52,11 +53,13 @@ bridge::ClaimsResolverOptions claims_resolver_options(const Config& c) {
   std::string key;
   if (algorithm == bridge::JwtAlgorithm::hs256) {
     if (!c.jwt_public_key_file.empty()) {
-      throw ConfigError("auth.jwt_public_key_file: is for RS256 and ES256; HS256 takes auth.jwt_secret");
+      throw ConfigError(
+          "auth.jwt_public_key_file: is for RS256 and ES256; HS256 takes auth.jwt_secret");
     }
     key = c.jwt_secret;
     if (!c.jwt_secret_file.empty()) {
-      if (!key.empty()) throw ConfigError("auth.jwt_secret_file: set auth.jwt_secret or this, not both");
+      if (!key.empty())
+        throw ConfigError("auth.jwt_secret_file: set auth.jwt_secret or this, not both");
       key = read_key_file("auth.jwt_secret_file", c.jwt_secret_file);
       while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
     }
@@ -66,7 +69,8 @@ bridge::ClaimsResolverOptions claims_resolver_options(const Config& c) {
                         " takes auth.jwt_public_key_file");
     }
     if (c.jwt_public_key_file.empty()) {
-      throw ConfigError("auth.jwt_public_key_file: " + c.jwt_algorithm + " needs a public key file");
+      throw ConfigError("auth.jwt_public_key_file: " + c.jwt_algorithm +
+                        " needs a public key file");
     }
     key = read_key_file("auth.jwt_public_key_file", c.jwt_public_key_file);
   }
@@ -84,9 +88,9 @@ std::unique_ptr<bridge::ClaimsResolver> make_claims_resolver(const Config& c) {
   try {
     return std::make_unique<bridge::ClaimsResolver>(std::move(options));
   } catch (const std::invalid_argument& e) {
-    throw ConfigError(std::string(c.jwt_algorithm == "HS256" ? "auth.jwt_secret"
-                                                             : "auth.jwt_public_key_file") +
-                      ": " + e.what());
+    throw ConfigError(
+        std::string(c.jwt_algorithm == "HS256" ? "auth.jwt_secret" : "auth.jwt_public_key_file") +
+        ": " + e.what());
   }
 }
 
@@ -98,7 +102,7 @@ struct Service::Impl {
   exporter::RunMetrics run_metrics;
   exporter::HistogramFamily& request_durations;
   std::unique_ptr<bridge::Storage> storage;  // when a database is configured
-  bridge::DiscardingRunSink discard;          // otherwise
+  bridge::DiscardingRunSink discard;         // otherwise
   std::unique_ptr<bridge::IngestApi> ingest;
   std::unique_ptr<StaticFiles> ui;
   std::unique_ptr<bridge::TokenSet> metrics_token;
@@ -113,16 +117,15 @@ struct Service::Impl {
 
   explicit Impl(Config c)
       : config(std::move(c)),
-        run_metrics(registry, exporter::RunMetricsOptions{config.buckets,
-                                                          config.max_series_per_family,
-                                                          config.max_label_value_length,
-                                                          config.exemplars}),
-        request_durations(registry.add_histogram(
-            {.name = "meshhook_stats_http_request_duration_seconds",
-             .help = "HTTP requests served, by route and status code.",
-             .unit = "seconds",
-             .label_names = {"route", "code"}},
-            kRequestBuckets)) {
+        run_metrics(registry,
+                    exporter::RunMetricsOptions{config.buckets, config.max_series_per_family,
+                                                config.max_label_value_length, config.exemplars}),
+        request_durations(
+            registry.add_histogram({.name = "meshhook_stats_http_request_duration_seconds",
+                                    .help = "HTTP requests served, by route and status code.",
+                                    .unit = "seconds",
+                                    .label_names = {"route", "code"}},
+                                   kRequestBuckets)) {
     exporter::add_process_metrics(registry, MESHHOOK_VERSION, MESHHOOK_REVISION);
     if (!config.database_url.empty()) {
       storage = std::make_unique<bridge::Storage>(
@@ -175,6 +178,54 @@ struct Service::Impl {
     return resp;
   }
 
+  // GET /api/v1/tenants/{project_id}/metrics: the /metrics exposition cut down to one
+  // tenant's series, for a caller whose JWT may read that project (as row level security
+  // decides). A project the caller may not read answers as one that does not exist.
+  bridge::HttpResponse serve_tenant_metrics(const bridge::HttpRequest& r) {
+    static constexpr std::string_view prefix = "/api/v1/tenants/", suffix = "/metrics";
+    const std::string_view path = r.path;
+    if (path.size() <= prefix.size() + suffix.size() || !path.starts_with(prefix) ||
+        !path.ends_with(suffix)) {
+      return bridge::json_error(404, "not_found",
+                                "no such resource; a tenant's metrics are at "
+                                "/api/v1/tenants/{project_id}/metrics");
+    }
+    if (!is_read(r)) return method_not_allowed("GET");
+    auto caller = claims_resolver->resolve(r);
+    if (!caller.ok()) return caller.error;
+    const auto id = bridge::Uuid::parse(
+        path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
+    if (!id) return bridge::json_error(400, "invalid_parameter", "project_id: not a uuid");
+    const auto project = id->to_string();
+    try {
+      if (!statistics->may_read_project(*caller.claims, project)) {
+        return bridge::json_error(404, "not_found", "no such project");
+      }
+    } catch (const bridge::ConnectionPoolTimeout&) {
+      auto resp = bridge::json_error(503, "busy", "every database connection is busy; retry");
+      resp.headers.emplace_back("Retry-After", "1");
+      return resp;
+    } catch (const std::exception&) {
+      spdlog::warn("tenant metrics: the database could not say who may read {}", project);
+      auto resp = bridge::json_error(503, "database_unavailable",
+                                     "the database is unreachable; retry later");
+      resp.headers.emplace_back("Retry-After", "5");
+      return resp;
+    }
+    const auto format = exporter::negotiate_format(r.header("Accept"));
+    bridge::HttpResponse resp;
+    resp.content_type = std::string(exporter::content_type(format));
+    exporter::serialize(resp.body, exporter::select_series(registry.collect(), "tenant", project),
+                        format);
+    if (exporter::accepts_gzip(r.header("Accept-Encoding"))) {
+      resp.body = exporter::gzip(resp.body);
+      resp.headers.emplace_back("Content-Encoding", "gzip");
+    }
+    resp.headers.emplace_back("Vary", "Accept, Accept-Encoding");
+    resp.headers.emplace_back("Cache-Control", "private, no-store");
+    return resp;
+  }
+
   bridge::HttpResponse healthz(const bridge::HttpRequest& r) {
     if (!is_read(r)) return method_not_allowed("GET");
     return {200, "application/json", R"({"status":"ok"})", {}};
@@ -183,8 +234,10 @@ struct Service::Impl {
   bridge::HttpResponse readyz(const bridge::HttpRequest& r) {
     if (!is_read(r)) return method_not_allowed("GET");
     if (!storage) {
-      return {200, "application/json",
-              nlohmann::json{{"status", "ready"}, {"database", "not configured"}}.dump(), {}};
+      return {200,
+              "application/json",
+              nlohmann::json{{"status", "ready"}, {"database", "not configured"}}.dump(),
+              {}};
     }
     const bool ready = storage->ready();
     nlohmann::json body{{"status", ready ? "ready" : "not ready"},
@@ -226,6 +279,9 @@ void Service::start() {
     impl_->query_pool = std::make_unique<bridge::ConnectionPool>(
         c.database_url, static_cast<std::size_t>(std::max(1, c.database_pool_size)));
     impl_->statistics = std::make_unique<bridge::StatisticsApi>(*impl_->query_pool);
+    impl_->api->add(
+        {"/api/v1/tenants", "/api/v1/tenants/{project_id}/metrics",
+         [this](const bridge::HttpRequest& r) { return impl_->serve_tenant_metrics(r); }});
     for (const char* uri :
          {"/api/v1/statistics/execution-times", "/api/v1/statistics/execution-times/histogram"}) {
       impl_->api->add({uri, uri, [this](const bridge::HttpRequest& r) {
@@ -236,9 +292,8 @@ void Service::start() {
     }
   }
   if (impl_->ui) {
-    impl_->api->add({"/ui", "/ui", [this](const bridge::HttpRequest& r) {
-                       return impl_->ui->serve(r);
-                     }});
+    impl_->api->add(
+        {"/ui", "/ui", [this](const bridge::HttpRequest& r) { return impl_->ui->serve(r); }});
   }
   if (c.metrics.listen.empty()) {
     impl_->add_metrics_routes(*impl_->api);
@@ -251,12 +306,14 @@ void Service::start() {
   impl_->api->start();
   if (impl_->metrics) impl_->metrics->start();
   if (c.ingest_token_sha256.empty()) {
-    spdlog::warn("no ingest token is configured (ingest.token_sha256): POST /api/v1/runs "
-                 "answers 401 to everyone");
+    spdlog::warn(
+        "no ingest token is configured (ingest.token_sha256): POST /api/v1/runs "
+        "answers 401 to everyone");
   }
   if (c.database_url.empty()) {
-    spdlog::warn("no database is configured (database.url): runs are observed in /metrics "
-                 "but not stored");
+    spdlog::warn(
+        "no database is configured (database.url): runs are observed in /metrics "
+        "but not stored");
   }
   for (const auto& line : urls()) spdlog::info("serving {}", line);
 }

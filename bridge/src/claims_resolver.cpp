@@ -13,8 +13,9 @@ ClaimsResolution unauthorized(std::string_view error, std::string_view message) 
   r.error = json_error(401, error, message);
   r.error.headers.emplace_back(
       "WWW-Authenticate",
-      std::string(error == "invalid_token" ? "Bearer realm=\"meshhook-stats\", error=\"invalid_token\""
-                                           : "Bearer realm=\"meshhook-stats\""));
+      std::string(error == "invalid_token"
+                      ? "Bearer realm=\"meshhook-stats\", error=\"invalid_token\""
+                      : "Bearer realm=\"meshhook-stats\""));
   return r;
 }
 
@@ -84,12 +85,13 @@ ClaimsResolution ClaimsResolver::resolve_token(std::string_view token,
   // The policies trust meshhook_project_ids in request.jwt.claims, so what the daemon hands
   // them comes only from the configured claim, checked here.
   json claims = json::parse(verified.claims->claims_json, nullptr, false);
-  if (!claims.is_object()) return unauthorized("invalid_token", "the token payload is not an object");
+  if (!claims.is_object())
+    return unauthorized("invalid_token", "the token payload is not an object");
   json ids = json::array();
   if (!options_.project_ids_claim.empty()) {
     if (const json* listed = find_path(claims, options_.project_ids_claim)) {
-      const std::string bad = "the token's " + options_.project_ids_claim +
-                              " claim must be a list of project uuids";
+      const std::string bad =
+          "the token's " + options_.project_ids_claim + " claim must be a list of project uuids";
       if (!listed->is_array() || listed->size() > kMaxProjectIds) {
         return unauthorized("invalid_token", bad);
       }

@@ -28,10 +28,14 @@ struct IngestApi::Counters {
         {.name = "meshhook_stats_ingest_runs_total",
          .help = "Run events received by outcome (rejected: in a request that was refused).",
          .label_names = {"outcome"}});
-    return Counters{requests.with({"accepted"}),     requests.with({"invalid"}),
-                    requests.with({"unauthorized"}), requests.with({"too_large"}),
-                    requests.with({"unsupported_media_type"}), requests.with({"spool_full"}),
-                    requests.with({"error"}),        runs.with({"accepted"}),
+    return Counters{requests.with({"accepted"}),
+                    requests.with({"invalid"}),
+                    requests.with({"unauthorized"}),
+                    requests.with({"too_large"}),
+                    requests.with({"unsupported_media_type"}),
+                    requests.with({"spool_full"}),
+                    requests.with({"error"}),
+                    runs.with({"accepted"}),
                     runs.with({"rejected"})};
   }
 };
@@ -115,18 +119,17 @@ HttpResponse IngestApi::handle(const HttpRequest& request) {
     HttpResponse r;
     r.status = 400;
     const auto& first = parsed.errors.front();
-    std::string message =
-        first.index < 0 ? first.reason
-                        : "event " + std::to_string(first.index) + ": " + first.field + " " +
-                              first.reason;
+    std::string message = first.index < 0 ? first.reason
+                                          : "event " + std::to_string(first.index) + ": " +
+                                                first.field + " " + first.reason;
     if (parsed.errors.size() > 1) {
       message += " (and " + std::to_string(parsed.errors.size() - 1) + " more problems)";
     }
     message += "; nothing was accepted";
-    r.body = nlohmann::json{{"error", "invalid_run_event"},
-                            {"message", message},
-                            {"details", std::move(details)}}
-                 .dump();
+    r.body =
+        nlohmann::json{
+            {"error", "invalid_run_event"}, {"message", message}, {"details", std::move(details)}}
+            .dump();
     return r;
   }
 
@@ -144,8 +147,9 @@ HttpResponse IngestApi::handle(const HttpRequest& request) {
     }
     counters_->error.inc();
     spdlog::error("ingest: could not keep {} run events: {}", n, kept.message);
-    auto r = json_error(503, "unavailable", "the run events could not be stored; nothing was "
-                                            "accepted, retry later");
+    auto r = json_error(503, "unavailable",
+                        "the run events could not be stored; nothing was "
+                        "accepted, retry later");
     r.headers.emplace_back("Retry-After", "5");
     return r;
   }

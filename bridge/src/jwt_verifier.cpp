@@ -23,7 +23,8 @@ std::optional<std::string> base64url_decode(std::string_view in) {
     std::array<std::int8_t, 256> t{};
     t.fill(-1);
     const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+    for (int i = 0; i < 64; ++i)
+      t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
     return t;
   }();
   if (in.size() % 4 == 1) return std::nullopt;
@@ -54,9 +55,12 @@ std::optional<json> decode_object(std::string_view segment) {
 
 jwt_alg_t libjwt_alg(JwtAlgorithm a) {
   switch (a) {
-    case JwtAlgorithm::hs256: return JWT_ALG_HS256;
-    case JwtAlgorithm::rs256: return JWT_ALG_RS256;
-    case JwtAlgorithm::es256: return JWT_ALG_ES256;
+    case JwtAlgorithm::hs256:
+      return JWT_ALG_HS256;
+    case JwtAlgorithm::rs256:
+      return JWT_ALG_RS256;
+    case JwtAlgorithm::es256:
+      return JWT_ALG_ES256;
   }
   return JWT_ALG_INVAL;
 }
@@ -103,9 +107,12 @@ std::optional<JwtAlgorithm> parse_jwt_algorithm(std::string_view name) noexcept 
 
 std::string_view to_string(JwtAlgorithm algorithm) noexcept {
   switch (algorithm) {
-    case JwtAlgorithm::hs256: return "HS256";
-    case JwtAlgorithm::rs256: return "RS256";
-    case JwtAlgorithm::es256: return "ES256";
+    case JwtAlgorithm::hs256:
+      return "HS256";
+    case JwtAlgorithm::rs256:
+      return "RS256";
+    case JwtAlgorithm::es256:
+      return "ES256";
   }
   return "?";
 }
@@ -156,9 +163,9 @@ JwtVerification JwtVerifier::verify(std::string_view token, std::int64_t now_uni
 
     const std::string text(token);
     jwt_t* raw = nullptr;
-    const int rc = jwt_decode(&raw, text.c_str(),
-                              reinterpret_cast<const unsigned char*>(options_.key.data()),
-                              static_cast<int>(options_.key.size()));
+    const int rc =
+        jwt_decode(&raw, text.c_str(), reinterpret_cast<const unsigned char*>(options_.key.data()),
+                   static_cast<int>(options_.key.size()));
     std::unique_ptr<jwt_t, decltype(&jwt_free)> decoded(raw, &jwt_free);
     if (rc != 0 || !decoded) return fail("the token signature does not verify");
     if (jwt_get_alg(decoded.get()) != libjwt_alg(options_.algorithm)) {
@@ -185,13 +192,15 @@ JwtVerification JwtVerifier::verify(std::string_view token, std::int64_t now_uni
       if (aud != payload->end() && aud->is_string()) {
         found = aud->get<std::string>() == options_.audience;
       } else if (aud != payload->end() && aud->is_array()) {
-        for (const auto& a : *aud) found |= a.is_string() && a.get<std::string>() == options_.audience;
+        for (const auto& a : *aud)
+          found |= a.is_string() && a.get<std::string>() == options_.audience;
       }
       if (!found) return fail("the token is not for this audience (aud)");
     }
     if (!options_.issuer.empty()) {
       const auto iss = payload->find("iss");
-      if (iss == payload->end() || !iss->is_string() || iss->get<std::string>() != options_.issuer) {
+      if (iss == payload->end() || !iss->is_string() ||
+          iss->get<std::string>() != options_.issuer) {
         return fail("the token is not from the expected issuer (iss)");
       }
     }

@@ -91,10 +91,14 @@ std::optional<RunStatus> parse_run_status(std::string_view text) noexcept {
 
 std::string_view to_string(RunStatus status) noexcept {
   switch (status) {
-    case RunStatus::succeeded: return "succeeded";
-    case RunStatus::failed: return "failed";
-    case RunStatus::canceled: return "canceled";
-    case RunStatus::timeout: return "timeout";
+    case RunStatus::succeeded:
+      return "succeeded";
+    case RunStatus::failed:
+      return "failed";
+    case RunStatus::canceled:
+      return "canceled";
+    case RunStatus::timeout:
+      return "timeout";
   }
   return "unknown";
 }
@@ -143,8 +147,8 @@ std::optional<std::int64_t> parse_rfc3339_us(std::string_view t) noexcept {
   }
   if (pos != t.size()) return std::nullopt;
   if (second == 60) second = 59;  // a leap second counts as the last second of its minute
-  const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month),
-                                            static_cast<unsigned>(day));
+  const std::int64_t days =
+      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   const std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
   return secs * 1000000 + micros;
 }

@@ -165,8 +165,8 @@ RunEventParseResult RunEventParser::parse(std::string_view body, std::int64_t no
   simdjson::dom::element root;
   const simdjson::padded_string padded(body);
   if (auto error = impl_->parser.parse(padded).get(root); error != simdjson::SUCCESS) {
-    result.errors.push_back({-1, "", std::string("the body is not valid JSON: ") +
-                                         simdjson::error_message(error)});
+    result.errors.push_back(
+        {-1, "", std::string("the body is not valid JSON: ") + simdjson::error_message(error)});
     return result;
   }
 
@@ -179,9 +179,9 @@ RunEventParseResult RunEventParser::parse(std::string_view body, std::int64_t no
   }
   if (n > options_.max_batch) {
     result.too_many = true;
-    result.errors.push_back({-1, "", "the batch has " + std::to_string(n) +
-                                         " events; the limit is " +
-                                         std::to_string(options_.max_batch)});
+    result.errors.push_back({-1, "",
+                             "the batch has " + std::to_string(n) + " events; the limit is " +
+                                 std::to_string(options_.max_batch)});
     return result;
   }
 

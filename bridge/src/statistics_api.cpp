@@ -105,6 +105,33 @@ bool is_data_error(const std::string& sqlstate) {
 StatisticsApi::StatisticsApi(ConnectionPool& pool, StatisticsApiOptions options)
     : pool_(pool), options_(std::move(options)) {}
 
+void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims) const {
+  tx.exec_params(
+      "select set_config('request.jwt.claims', $1, true),"
+      " set_config('request.jwt.claim.sub', $2, true),"
+      " set_config('statement_timeout', $3, true),"
+      " case when exists (select 1 from pg_roles where rolname = 'meshhook_stats_reader')"
+      " then set_config('role', 'meshhook_stats_reader', true) end",
+      claims.claims_json, claims.subject, std::to_string(options_.statement_timeout_ms));
+}
+
+bool StatisticsApi::may_read_project(const TenantClaims& claims, std::string_view project_id) {
+  auto lease = pool_.acquire();
+  try {
+    pqxx::read_transaction tx(lease.connection());
+    act_as_caller(tx, claims);
+    // The function the row level security policies use decides, not the C++.
+    const auto row = tx.exec_params1(
+        "select $1::uuid in (select meshhook_stats_caller_project_ids())", std::string(project_id));
+    const bool may = row[0].as<bool>();
+    tx.commit();
+    return may;
+  } catch (const pqxx::broken_connection&) {
+    lease.discard();
+    throw;
+  }
+}
+
 HttpResponse StatisticsApi::handle(const HttpRequest& request, const TenantClaims& claims) {
   if (request.method != "GET" && request.method != "HEAD") {
     auto r = json_error(405, "method_not_allowed", "use GET");
@@ -139,13 +166,7 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       statement = "statistics_as_caller";
       // As the caller: their claims for RLS (auth.uid() reads request.jwt.claims), and the
       // reader role once the security migration has created it.
-      tx.exec_params(
-          "select set_config('request.jwt.claims', $1, true),"
-          " set_config('request.jwt.claim.sub', $2, true),"
-          " set_config('statement_timeout', $3, true),"
-          " case when exists (select 1 from pg_roles where rolname = 'meshhook_stats_reader')"
-          " then set_config('role', 'meshhook_stats_reader', true) end",
-          claims.claims_json, claims.subject, std::to_string(options_.statement_timeout_ms));
+      act_as_caller(tx, claims);
       StatisticsQuery query(tx, params, options_.exact_max_rows);
       try {
         range = query.resolve(errors);

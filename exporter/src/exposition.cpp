@@ -358,4 +358,20 @@ std::string gzip(std::string_view data) {
   return out;
 }
 
+std::vector<FamilySnapshot> select_series(std::vector<FamilySnapshot> families,
+                                          std::string_view label, std::string_view value) {
+  std::vector<FamilySnapshot> out;
+  for (auto& family : families) {
+    const auto& names = family.label_names;
+    const auto at = std::find(names.begin(), names.end(), label);
+    if (at == names.end()) continue;
+    const auto index = static_cast<std::size_t>(at - names.begin());
+    std::erase_if(family.series, [&](const SeriesSnapshot& s) {
+      return index >= s.label_values.size() || s.label_values[index] != value;
+    });
+    if (!family.series.empty()) out.push_back(std::move(family));
+  }
+  return out;
+}
+
 }  // namespace meshhook::exporter

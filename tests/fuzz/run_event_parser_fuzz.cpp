@@ -6,9 +6,10 @@
 #include "meshhook/bridge/run_event_parser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static meshhook::bridge::RunEventParser parser(meshhook::bridge::RunEventParserOptions{.max_batch = 100});
-  const auto result =
-      parser.parse(std::string_view(reinterpret_cast<const char*>(data), size), 1'714'521'600'000'000);
+  static meshhook::bridge::RunEventParser parser(
+      meshhook::bridge::RunEventParserOptions{.max_batch = 100});
+  const auto result = parser.parse(std::string_view(reinterpret_cast<const char*>(data), size),
+                                   1'714'521'600'000'000);
   // The parser's contract: all or nothing, and a bounded error list.
   if (!result.ok() && !result.events.empty()) __builtin_trap();
   if (result.errors.size() > meshhook::bridge::RunEventParseResult::kMaxErrors) __builtin_trap();

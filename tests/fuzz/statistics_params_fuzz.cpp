@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto result = meshhook::bridge::parse_statistics_params(query);
   if (result.ok()) {
     const auto& p = result.params;
-    if (p.workflow_ids.size() > meshhook::bridge::StatisticsParams::kMaxWorkflowIds) __builtin_trap();
+    if (p.workflow_ids.size() > meshhook::bridge::StatisticsParams::kMaxWorkflowIds)
+      __builtin_trap();
     if (p.limit < 1 || p.limit > meshhook::bridge::StatisticsParams::kMaxLimit) __builtin_trap();
     for (const auto& id : p.workflow_ids) {
       if (id.size() != 36) __builtin_trap();  // only canonical uuids reach SQL parameters

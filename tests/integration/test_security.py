@@ -186,6 +186,50 @@ class StatisticsAuthTest(unittest.TestCase):
         harness.wait_until(lambda: self.db.count() == before + 1, timeout=30)
 
 
+    def test_tenant_metrics_show_that_tenant_only(self):
+        # Named to run last in this class: its runs reach the database too.
+        mine = harness.run_event(str(uuid.uuid4()), PROJECT_A, 1500)
+        theirs = harness.run_event(str(uuid.uuid4()), PROJECT_B, 2500)
+        self.assertEqual(self.daemon.post_runs([mine, theirs]).status, 202)
+        everything = self.daemon.scrape().text
+        self.assertIn(f'tenant="{PROJECT_B}"', everything)
+
+        def metrics(project, token=None, authorization=None):
+            headers = {"Authorization": authorization or "Bearer " + token}
+            return harness.request("GET", f"{self.daemon.api}/api/v1/tenants/{project}/metrics",
+                                   headers=headers)
+
+        token = make_jwt(claims_for(PROJECT_A))
+        r = metrics(PROJECT_A, token)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(r.headers["Content-Type"].startswith("text/plain"))
+        self.assertIn(f'tenant="{PROJECT_A}",workflow="{mine["workflow_id"]}"', r.text)
+        self.assertIn("meshhook_workflow_run_duration_seconds_bucket{", r.text)
+        self.assertNotIn(PROJECT_B, r.text)
+        self.assertNotIn(theirs["workflow_id"], r.text)
+        self.assertNotIn("meshhook_stats_build_info", r.text)  # the daemon's own series
+        every_series = [l for l in r.text.splitlines() if l and not l.startswith("#")]
+        self.assertTrue(all(f'tenant="{PROJECT_A}"' in l for l in every_series))
+        # Upper-case ids are the same project.
+        self.assertEqual(metrics(PROJECT_A.upper(), token).status, 200)
+        # Another tenant's project answers exactly as one that does not exist.
+        other = metrics(PROJECT_B, token)
+        missing = metrics(str(uuid.uuid4()), token)
+        self.assertEqual(other.status, 404, other.body)
+        self.assertEqual((other.status, other.json()), (missing.status, missing.json()))
+        # Without a user JWT: 401, the ingest token included.
+        self.assert_401(metrics(PROJECT_A, authorization="Bearer " + harness.INGEST_TOKEN),
+                        "ingest token")
+        self.assert_401(metrics(PROJECT_A, token="not-a-jwt"), "garbage")
+        self.assert_401(harness.request("GET", f"{self.daemon.api}/api/v1/tenants/{PROJECT_A}/metrics"),
+                        "no token")
+        bad = metrics("not-a-uuid", token)
+        self.assertEqual(bad.status, 400, bad.body)
+        self.assertIn("project_id", bad.json()["message"])
+        self.assertEqual(harness.request("GET", f"{self.daemon.api}/api/v1/tenants/{PROJECT_A}",
+                                         headers={"Authorization": "Bearer " + token}).status, 404)
+
+
 class TransportTest(unittest.TestCase):
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="meshhook-stats-tls.")

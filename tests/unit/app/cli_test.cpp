@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "cli.h"
+
+#include <catch2/catch.hpp>
 
 using meshhook::app::parse_command_line;
 using meshhook::app::UsageError;
@@ -39,7 +39,8 @@ TEST_CASE("help lists every environment variable", "[cli]") {
 
 TEST_CASE("run exits 2 on a bad config and 0 on --check-config of a good one", "[cli]") {
   const std::string fixtures = std::string(MESHHOOK_FIXTURES_DIR) + "/config/";
-  CHECK(meshhook::app::run({"m", "--check-config", "-c", fixtures + "bad-port.yaml"}, nullptr) == 2);
+  CHECK(meshhook::app::run({"m", "--check-config", "-c", fixtures + "bad-port.yaml"}, nullptr) ==
+        2);
   CHECK(meshhook::app::run({"m", "--check-config", "-c", fixtures + "good.yaml"}, nullptr) == 0);
   CHECK(meshhook::app::run({"m", "--bogus"}, nullptr) == 2);
 }

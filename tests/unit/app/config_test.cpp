@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "config.h"
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
-#include "config.h"
 #include "meshhook/exporter/run_metrics.h"
 
 using meshhook::app::Config;
@@ -39,7 +39,8 @@ struct Env {
 
 TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   const Config defaults = load_config("", nullptr);
-  const Config shipped = load_config(std::string(MESHHOOK_SOURCE_DIR) + "/config/meshhook-stats.yaml", nullptr);
+  const Config shipped =
+      load_config(std::string(MESHHOOK_SOURCE_DIR) + "/config/meshhook-stats.yaml", nullptr);
   CHECK(shipped.api.listen == defaults.api.listen);
   CHECK(shipped.api.threads == defaults.api.threads);
   CHECK(shipped.api.request_timeout_ms == defaults.api.request_timeout_ms);
@@ -115,11 +116,11 @@ TEST_CASE("a missing config file is an error naming the file", "[config]") {
 }
 
 TEST_CASE("environment variables override the file", "[config]") {
-  Env env({"MESHHOOK_STATS_API_LISTEN=0.0.0.0:8080", "MESHHOOK_STATS_INGEST_MAX_BATCH=7",
-           "MESHHOOK_STATS_HISTOGRAMS_BUCKETS=0.5, 1,2",
-           "MESHHOOK_STATS_INGEST_TOKEN_SHA256=" + std::string(64, 'a') + "," +
-               std::string(64, 'b'),
-           "MESHHOOK_STATS_TAILER_ENABLED=true", "UNRELATED=1"});
+  Env env(
+      {"MESHHOOK_STATS_API_LISTEN=0.0.0.0:8080", "MESHHOOK_STATS_INGEST_MAX_BATCH=7",
+       "MESHHOOK_STATS_HISTOGRAMS_BUCKETS=0.5, 1,2",
+       "MESHHOOK_STATS_INGEST_TOKEN_SHA256=" + std::string(64, 'a') + "," + std::string(64, 'b'),
+       "MESHHOOK_STATS_TAILER_ENABLED=true", "UNRELATED=1"});
   const Config c = load_config(kFixtures + "/good.yaml", env.get());
   CHECK(c.api.listen == "0.0.0.0:8080");
   CHECK(c.ingest_max_batch == 7);
@@ -130,13 +131,16 @@ TEST_CASE("environment variables override the file", "[config]") {
 
 TEST_CASE("a bad environment value names the variable", "[config]") {
   Env env({"MESHHOOK_STATS_API_THREADS=0"});
-  CHECK_THROWS_WITH(load_config("", env.get()),
-                    Catch::StartsWith("environment variable MESHHOOK_STATS_API_THREADS: api.threads: must be an integer"));
+  CHECK_THROWS_WITH(
+      load_config("", env.get()),
+      Catch::StartsWith(
+          "environment variable MESHHOOK_STATS_API_THREADS: api.threads: must be an integer"));
 }
 
 TEST_CASE("an unknown MESHHOOK_STATS_ variable is an error", "[config]") {
   Env env({"MESHHOOK_STATS_API_LISTN=1"});
-  CHECK_THROWS_WITH(load_config("", env.get()), Catch::Contains("MESHHOOK_STATS_API_LISTN: unknown setting"));
+  CHECK_THROWS_WITH(load_config("", env.get()),
+                    Catch::Contains("MESHHOOK_STATS_API_LISTN: unknown setting"));
 }
 
 TEST_CASE("env names are the dotted path in upper case", "[config]") {

@@ -1,8 +1,8 @@
-#include <catch2/catch.hpp>
+#include "meshhook/bridge/ingest_api.h"
 
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "meshhook/bridge/ingest_api.h"
 #include "meshhook/exporter/exposition.h"
 
 using namespace meshhook;
@@ -99,7 +99,8 @@ TEST_CASE("ingest refuses bodies and batches over the limits with 413", "[ingest
 
 TEST_CASE("ingest answers 400 with details naming each bad field", "[ingest]") {
   Fixture f;
-  auto r = f.post(R"({"run_id":"x","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":-3})");
+  auto r = f.post(
+      R"({"run_id":"x","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":-3})");
   REQUIRE(r.status == 400);
   auto body = nlohmann::json::parse(r.body);
   CHECK(body["error"] == "invalid_run_event");
@@ -131,7 +132,8 @@ TEST_CASE("ingest only takes POST", "[ingest]") {
 }
 
 TEST_CASE("token sets match any configured token and nothing else", "[auth]") {
-  bridge::TokenSet tokens({bridge::TokenSet::sha256_hex("old"), bridge::TokenSet::sha256_hex("new")});
+  bridge::TokenSet tokens(
+      {bridge::TokenSet::sha256_hex("old"), bridge::TokenSet::sha256_hex("new")});
   CHECK(tokens.matches("old"));
   CHECK(tokens.matches("new"));
   CHECK_FALSE(tokens.matches("ne"));

@@ -1,6 +1,7 @@
+#include "meshhook/bridge/run_event.h"
+
 #include <catch2/catch.hpp>
 
-#include "meshhook/bridge/run_event.h"
 #include "meshhook/bridge/run_event_parser.h"
 
 using namespace meshhook::bridge;
@@ -33,7 +34,7 @@ TEST_CASE("RFC 3339 timestamps need an offset and honour it", "[run_event]") {
   CHECK(parse_rfc3339_us("2026-02-28T23:59:59Z") == 1'772'323'199'000'000);
   CHECK_FALSE(parse_rfc3339_us("2026-02-29T00:00:00Z"));  // not a leap year
   CHECK(parse_rfc3339_us("2024-02-29T00:00:00Z"));
-  CHECK_FALSE(parse_rfc3339_us("2026-01-31T12:00:00"));   // no offset
+  CHECK_FALSE(parse_rfc3339_us("2026-01-31T12:00:00"));  // no offset
   CHECK_FALSE(parse_rfc3339_us("2026-01-31"));
   CHECK_FALSE(parse_rfc3339_us("2026-13-01T00:00:00Z"));
   CHECK_FALSE(parse_rfc3339_us("2026-01-01T24:00:00Z"));
@@ -126,7 +127,8 @@ TEST_CASE("missing fields are reported as required", "[ingest]") {
 
 TEST_CASE("malformed JSON, empty batches and oversized batches are refused", "[ingest]") {
   RunEventParser parser(RunEventParserOptions{2, 200});
-  CHECK(parser.parse("{not json", kNow).errors.at(0).reason.find("not valid JSON") != std::string::npos);
+  CHECK(parser.parse("{not json", kNow).errors.at(0).reason.find("not valid JSON") !=
+        std::string::npos);
   CHECK(parser.parse("[]", kNow).errors.at(0).reason == "the batch is empty");
   auto r = parser.parse("[{},{},{}]", kNow);
   CHECK(r.too_many);
@@ -134,7 +136,8 @@ TEST_CASE("malformed JSON, empty batches and oversized batches are refused", "[i
 
 TEST_CASE("a run_id twice in one batch is refused", "[ingest]") {
   RunEventParser parser;
-  const std::string one = R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":5})";
+  const std::string one =
+      R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":5})";
   auto r = parser.parse("[" + one + "," + one + "]", kNow);
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].index == 1);
@@ -143,8 +146,9 @@ TEST_CASE("a run_id twice in one batch is refused", "[ingest]") {
 
 TEST_CASE("duration_ms that contradicts the timestamps is refused", "[ingest]") {
   RunEventParser parser;
-  auto r = parser.parse(R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","started_at":"2026-01-31T12:00:00Z","finished_at":"2026-01-31T12:00:01Z","duration_ms":5000})",
-                        kNow);
+  auto r = parser.parse(
+      R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","started_at":"2026-01-31T12:00:00Z","finished_at":"2026-01-31T12:00:01Z","duration_ms":5000})",
+      kNow);
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].field == "duration_ms");
 }

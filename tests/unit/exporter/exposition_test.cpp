@@ -210,3 +210,31 @@ TEST_CASE("gzip output inflates back to the input", "[exporter]") {
   CHECK(gunzip(zipped) == input);
   CHECK(gunzip(gzip("")).empty());
 }
+
+TEST_CASE("select_series keeps one tenant's series and drops families without the label",
+          "[exporter]") {
+  Registry registry;
+  auto& runs = registry.add_counter(
+      {.name = "runs_total", .help = "Runs.", .label_names = {"tenant", "status"}});
+  runs.with({"a", "ok"}).inc(2);
+  runs.with({"b", "ok"}).inc(5);
+  runs.with({"a", "failed"}).inc(1);
+  registry.add_gauge({.name = "only_b", .help = "B only.", .label_names = {"tenant"}})
+      .with({"b"})
+      .set(1);
+  registry.add_gauge({.name = "build_info", .help = "Build."}).with({}).set(1);
+
+  const auto a = select_series(registry.collect(), "tenant", "a");
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].name == "runs_total");
+  REQUIRE(a[0].series.size() == 2);
+  for (const auto& s : a[0].series) CHECK(s.label_values[0] == "a");
+  const auto text = render(a, ExpositionFormat::prometheus_text);
+  CHECK_THAT(text, Contains(R"(runs_total{tenant="a",status="ok"} 2)"));
+  CHECK_THAT(text, Contains(R"(runs_total{tenant="a",status="failed"} 1)"));
+  CHECK(text.find("tenant=\"b\"") == std::string::npos);
+  CHECK(text.find("build_info") == std::string::npos);
+
+  CHECK(select_series(registry.collect(), "tenant", "nobody").empty());
+  CHECK(select_series(registry.collect(), "no_such_label", "a").empty());
+}

@@ -5,7 +5,9 @@
 // its own connection from the pool.
 
 #include <cstdint>
+#include <pqxx/pqxx>
 #include <string>
+#include <string_view>
 
 #include "meshhook/bridge/connection_pool.h"
 #include "meshhook/bridge/http.h"
@@ -27,7 +29,14 @@ class StatisticsApi {
   /// The caller is already authenticated: claims are theirs.
   HttpResponse handle(const HttpRequest& request, const TenantClaims& claims);
 
+  /// Whether the caller may read project_id (a canonical uuid), as the row level security
+  /// policies decide it (meshhook_stats_caller_project_ids()). Throws ConnectionPoolTimeout
+  /// or pqxx errors when the database cannot answer.
+  bool may_read_project(const TenantClaims& claims, std::string_view project_id);
+
  private:
+  // The caller's claims and the reader role, for this transaction only.
+  void act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims) const;
   HttpResponse run(const HttpRequest& request, const TenantClaims& claims, bool histogram);
 
   ConnectionPool& pool_;

@@ -26,6 +26,12 @@ std::string_view content_type(ExpositionFormat format);
 void serialize(std::string& out, const std::vector<FamilySnapshot>& families,
                ExpositionFormat format);
 
+/// The series of families whose label `label` equals `value`: families without that label
+/// are left out, and so are families left with no series. For one tenant's view of the
+/// exposition (label "tenant").
+std::vector<FamilySnapshot> select_series(std::vector<FamilySnapshot> families,
+                                          std::string_view label, std::string_view value);
+
 /// True when the Accept-Encoding header allows gzip.
 bool accepts_gzip(std::string_view accept_encoding_header);
 /// Gzip-compresses data (level 1: scrapes favour speed). Throws std::runtime_error on failure.
