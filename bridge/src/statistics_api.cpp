@@ -106,13 +106,16 @@ StatisticsApi::StatisticsApi(ConnectionPool& pool, StatisticsApiOptions options)
     : pool_(pool), options_(std::move(options)) {}
 
 void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims) const {
-  tx.exec_params(
+  static const std::string kName = "statistics_as_caller";
+  tx.conn().prepare(
+      kName,
       "select set_config('request.jwt.claims', $1, true),"
       " set_config('request.jwt.claim.sub', $2, true),"
       " set_config('statement_timeout', $3, true),"
       " case when exists (select 1 from pg_roles where rolname = 'meshhook_stats_reader')"
-      " then set_config('role', 'meshhook_stats_reader', true) end",
-      claims.claims_json, claims.subject, std::to_string(options_.statement_timeout_ms));
+      " then set_config('role', 'meshhook_stats_reader', true) end");
+  tx.exec_prepared(kName, claims.claims_json, claims.subject,
+                   std::to_string(options_.statement_timeout_ms));
 }
 
 bool StatisticsApi::may_read_project(const TenantClaims& claims, std::string_view project_id) {

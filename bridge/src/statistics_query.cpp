@@ -113,11 +113,29 @@ std::string edges_literal() {
   return out + "}";
 }
 
-// Filters shared by every statement: $1 workflow ids (null: all the caller may see),
-// $2 statuses (null: every status).
-constexpr const char* kRowFilter =
-    "($1::uuid[] is null or workflow_id = any($1::uuid[])) "
-    "and ($2::text[] is null or status = any($2::text[]))";
+// Every statement comes in four shapes, by which filters the request has: $1 workflow ids
+// (null: all the caller may see), $2 statuses (null: every status). One SQL text per shape,
+// rather than "$1 is null or ...", lets one prepared statement's generic plan use the index
+// for every request of that shape, so each connection plans it once. An absent filter's
+// parameter is still referenced ("$1 is null", true) so that its type is known.
+enum Shape : unsigned { kAll = 0, kWorkflows = 1, kStatuses = 2, kShapes = 4 };
+
+std::string row_filter(unsigned shape) {
+  return std::string(shape & kWorkflows ? "workflow_id = any($1::uuid[])" : "$1::uuid[] is null") +
+         " and " + (shape & kStatuses ? "status = any($2::text[])" : "$2::text[] is null");
+}
+
+// A statement in its four shapes: make(shape) builds the text; name() is the prepared name.
+struct ShapedStatement {
+  std::string name;
+  std::array<std::string, kShapes> text;
+
+  template <typename Make>
+  ShapedStatement(std::string n, Make make) : name(std::move(n)) {
+    for (unsigned shape = 0; shape < kShapes; ++shape) text[shape] = make(shape);
+  }
+  std::string prepared_name(unsigned shape) const { return name + "_" + std::to_string(shape); }
+};
 
 const std::string kResolveSql = R"sql(
 with bounds as (
@@ -146,43 +164,71 @@ std::string time_bucket(const char* column) {
 
 // Pieces of the range [$3, $4): daily rollups for [$7, $8), hourly for [$5, $7) and
 // [$8, $6), rows for [$3, $5) and [$6, $4). Every branch is one index range.
-std::string rollup_branch(const char* table, const char* from, const char* to) {
+std::string rollup_branch(unsigned shape, const char* table, const char* from, const char* to) {
   return std::string("select workflow_id::text, status, ") + time_bucket("bucket_start") +
          ", run_count, sum_ms, min_ms, max_ms, zero_count, sketch::text from " + table + " where " +
-         kRowFilter + " and bucket_start >= " + from + "::timestamptz and bucket_start < " + to +
-         "::timestamptz";
+         row_filter(shape) + " and bucket_start >= " + from + "::timestamptz and bucket_start < " +
+         to + "::timestamptz";
 }
-std::string row_branch(const char* from, const char* to) {
+std::string row_branch(unsigned shape, const char* from, const char* to) {
   return "select workflow_id::text, status, " + time_bucket("finished_at") +
          ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null"
          " from execution_time_statistics where " +
-         kRowFilter + " and finished_at >= " + from + "::timestamptz and finished_at < " + to +
-         "::timestamptz";
+         row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
+         to + "::timestamptz";
 }
-const std::string kPiecesSql = rollup_branch("execution_time_rollups_daily", "$7", "$8") +
-                               " union all " + rollup_branch("execution_time_rollups", "$5", "$7") +
-                               " union all " + rollup_branch("execution_time_rollups", "$8", "$6") +
-                               " union all " + row_branch("$3", "$5") + " union all " +
-                               row_branch("$6", "$4");
+const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
+  return rollup_branch(shape, "execution_time_rollups_daily", "$7", "$8") + " union all " +
+         rollup_branch(shape, "execution_time_rollups", "$5", "$7") + " union all " +
+         rollup_branch(shape, "execution_time_rollups", "$8", "$6") + " union all " +
+         row_branch(shape, "$3", "$5") + " union all " + row_branch(shape, "$6", "$4");
+});
 
 // Exact: percentile_cont over the rows. $5 unit, $6 tz, $7 group_by, $8 fractions.
-const std::string kExactSql =
-    "select case when $7::text = 'workflow' then workflow_id::text end,"
-    " case when $7::text = 'status' then status end,"
-    " case when $5::text is null then null else (extract(epoch from date_trunc($5::text,"
-    " finished_at, $6::text)) * 1000000)::bigint end,"
-    " count(*), sum(execution_time_ms), min(execution_time_ms), max(execution_time_ms),"
-    " percentile_cont($8::float8[]) within group (order by execution_time_ms)"
-    " from execution_time_statistics where " +
-    std::string(kRowFilter) +
-    " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz"
-    " group by 1, 2, 3";
+const ShapedStatement kExact("statistics_exact", [](unsigned shape) {
+  return "select case when $7::text = 'workflow' then workflow_id::text end,"
+         " case when $7::text = 'status' then status end,"
+         " case when $5::text is null then null else (extract(epoch from date_trunc($5::text,"
+         " finished_at, $6::text)) * 1000000)::bigint end,"
+         " count(*), sum(execution_time_ms), min(execution_time_ms), max(execution_time_ms),"
+         " percentile_cont($8::float8[]) within group (order by execution_time_ms)"
+         " from execution_time_statistics where " +
+         row_filter(shape) +
+         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz"
+         " group by 1, 2, 3";
+});
 
-const std::string kExactHistogramSql =
-    "select width_bucket(execution_time_ms, $5::bigint[]), count(*)"
-    " from execution_time_statistics where " +
-    std::string(kRowFilter) +
-    " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz group by 1";
+const ShapedStatement kExactHistogram("statistics_exact_histogram", [](unsigned shape) {
+  return "select width_bucket(execution_time_ms, $5::bigint[]), count(*)"
+         " from execution_time_statistics where " +
+         row_filter(shape) +
+         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz group by 1";
+});
+
+// The filters of a request as statement parameters, and the shape they make.
+struct Filters {
+  std::optional<std::string> workflows;
+  std::optional<std::string> statuses;
+  unsigned shape = kAll;
+};
+Filters filters_of(const StatisticsParams& p) {
+  Filters f{array_literal(p.workflow_ids),
+            p.statuses.size() == 4 ? std::nullopt : array_literal(p.statuses)};
+  f.shape = (f.workflows ? kWorkflows : 0u) | (f.statuses ? kStatuses : 0u);
+  return f;
+}
+
+// Registers the statement on this connection (a no-op once it is; Postgres prepares it on
+// first use) and returns the name to execute.
+std::string prepared(pqxx::transaction_base& tx, const ShapedStatement& statement, unsigned shape) {
+  auto name = statement.prepared_name(shape);
+  tx.conn().prepare(name, statement.text[shape]);
+  return name;
+}
+std::string prepared(pqxx::transaction_base& tx, const std::string& name, const std::string& text) {
+  tx.conn().prepare(name, text);
+  return name;
+}
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
@@ -219,9 +265,9 @@ std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError
   ResolvedRange r;
   try {
     // An error here aborts the transaction; the request ends with it.
-    auto row =
-        tx_.exec_params1(kResolveSql, c_str(start_us), c_str(params_.start.date), c_str(end_us),
-                         c_str(params_.end.date), params_.tz, StatisticsParams::kDefaultRangeDays);
+    auto row = tx_.exec_prepared1(prepared(tx_, statement_, kResolveSql), c_str(start_us),
+                                  c_str(params_.start.date), c_str(end_us), c_str(params_.end.date),
+                                  params_.tz, StatisticsParams::kDefaultRangeDays);
     r.start_us = as_int64(row[0]);
     r.end_us = as_int64(row[1]);
     r.tz_whole_hours = as_int64(row[2]) % 3600 == 0 && as_int64(row[3]) % 3600 == 0;
@@ -272,13 +318,13 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
   if (!daily || d0 >= d1) d0 = d1 = h0;
 
   const auto unit = time_group ? trunc_unit(params_.group_by) : std::nullopt;
-  statement_ = "statistics_sketch_pieces";
-  auto result = tx_.exec_params(
-      kPiecesSql, c_str(array_literal(params_.workflow_ids)),
-      c_str(params_.statuses.size() == 4 ? std::nullopt : array_literal(params_.statuses)),
-      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(h0),
-      format_rfc3339_utc(h1), format_rfc3339_utc(d0), format_rfc3339_utc(d1), c_str(unit),
-      params_.tz);
+  statement_ = kPieces.name.c_str();
+  const auto f = filters_of(params_);
+  auto result =
+      tx_.exec_prepared(prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
+                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
+                        format_rfc3339_utc(h0), format_rfc3339_utc(h1), format_rfc3339_utc(d0),
+                        format_rfc3339_utc(d1), c_str(unit), params_.tz);
 
   // Keyed by what the grouping needs: workflow, status or bucket.
   std::map<std::tuple<std::string, std::string, std::int64_t>, Accumulated> by_key;
@@ -322,12 +368,12 @@ std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us
   }
   fractions += '}';
   const auto unit = trunc_unit(params_.group_by);
-  statement_ = "statistics_exact";
-  auto result = tx_.exec_params(
-      kExactSql, c_str(array_literal(params_.workflow_ids)),
-      c_str(params_.statuses.size() == 4 ? std::nullopt : array_literal(params_.statuses)),
-      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit), params_.tz,
-      std::string(to_string(params_.group_by)), fractions);
+  statement_ = kExact.name.c_str();
+  const auto f = filters_of(params_);
+  auto result =
+      tx_.exec_prepared(prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
+                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit),
+                        params_.tz, std::string(to_string(params_.group_by)), fractions);
   std::vector<StatisticsGroup> out;
   for (const auto& row : result) {
     StatisticsGroup g;
@@ -411,11 +457,11 @@ std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& ran
   }
   if (exact) {
     method_ = StatisticsMethod::exact;
-    statement_ = "statistics_exact_histogram";
-    auto result = tx_.exec_params(
-        kExactHistogramSql, c_str(array_literal(params_.workflow_ids)),
-        c_str(params_.statuses.size() == 4 ? std::nullopt : array_literal(params_.statuses)),
-        format_rfc3339_utc(range.start_us), format_rfc3339_utc(range.end_us), edges_literal());
+    statement_ = kExactHistogram.name.c_str();
+    const auto f = filters_of(params_);
+    auto result = tx_.exec_prepared(prepared(tx_, kExactHistogram, f.shape), c_str(f.workflows),
+                                    c_str(f.statuses), format_rfc3339_utc(range.start_us),
+                                    format_rfc3339_utc(range.end_us), edges_literal());
     for (const auto& row : result) {
       const auto k = as_int64(row[0]);  // 1-based; values are >= edges[0] = 0
       if (k >= 1)
