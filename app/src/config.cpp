@@ -30,6 +30,11 @@ std::string scalar(const YAML::Node& node, const Origin& origin, const std::stri
   return node.Scalar();
 }
 
+// An optional text setting: null (`~` or no value) means unset, i.e. empty.
+std::string scalar_or_empty(const YAML::Node& node, const Origin& origin, const std::string& key) {
+  return node.IsNull() ? std::string() : scalar(node, origin, key);
+}
+
 template <typename Int>
 Int integer(const YAML::Node& node, const Origin& origin, const std::string& key, Int min,
             Int max) {
@@ -142,7 +147,7 @@ const std::vector<Setting>& settings() {
       {"api.request_timeout_ms", false,
        [](N n, O o, K k, Config& c) { c.api.request_timeout_ms = integer(n, o, k, 100, 600000); }},
       {"api.tls_certificate", false,
-       [](N n, O o, K k, Config& c) { c.api.tls_certificate = n.IsNull() ? "" : scalar(n, o, k); }},
+       [](N n, O o, K k, Config& c) { c.api.tls_certificate = scalar_or_empty(n, o, k); }},
       {"api.max_header_bytes", false,
        [](N n, O o, K k, Config& c) { c.api.max_header_bytes = integer(n, o, k, 1024, 1 << 20); }},
       {"auth.jwt_algorithm", false,
@@ -151,23 +156,23 @@ const std::vector<Setting>& settings() {
        }},
       {"auth.jwt_secret", false,
        [](N n, O o, K k, Config& c) {
-         c.jwt_secret = n.IsNull() ? "" : scalar(n, o, k);
+         c.jwt_secret = scalar_or_empty(n, o, k);
          if (!c.jwt_secret.empty() && c.jwt_secret.size() < 32)
            fail(o, k, "must be at least 32 bytes");
        }},
       {"auth.jwt_secret_file", false,
-       [](N n, O o, K k, Config& c) { c.jwt_secret_file = n.IsNull() ? "" : scalar(n, o, k); }},
+       [](N n, O o, K k, Config& c) { c.jwt_secret_file = scalar_or_empty(n, o, k); }},
       {"auth.jwt_public_key_file", false,
-       [](N n, O o, K k, Config& c) { c.jwt_public_key_file = n.IsNull() ? "" : scalar(n, o, k); }},
+       [](N n, O o, K k, Config& c) { c.jwt_public_key_file = scalar_or_empty(n, o, k); }},
       {"auth.jwt_audience", false,
-       [](N n, O o, K k, Config& c) { c.jwt_audience = n.IsNull() ? "" : scalar(n, o, k); }},
+       [](N n, O o, K k, Config& c) { c.jwt_audience = scalar_or_empty(n, o, k); }},
       {"auth.jwt_issuer", false,
-       [](N n, O o, K k, Config& c) { c.jwt_issuer = n.IsNull() ? "" : scalar(n, o, k); }},
+       [](N n, O o, K k, Config& c) { c.jwt_issuer = scalar_or_empty(n, o, k); }},
       {"auth.jwt_leeway_seconds", false,
        [](N n, O o, K k, Config& c) { c.jwt_leeway_seconds = integer(n, o, k, 0, 600); }},
       {"auth.project_ids_claim", false,
        [](N n, O o, K k, Config& c) {
-         c.project_ids_claim = n.IsNull() ? "" : scalar(n, o, k);
+         c.project_ids_claim = scalar_or_empty(n, o, k);
          const auto& v = c.project_ids_claim;
          const bool ok = v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char ch) {
                            return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
@@ -226,7 +231,7 @@ const std::vector<Setting>& settings() {
          c.ingest_max_batch = integer<std::size_t>(n, o, k, 1, 100000);
        }},
       {"database.url", false,
-       [](N n, O o, K k, Config& c) { c.database_url = n.IsNull() ? "" : scalar(n, o, k); }},
+       [](N n, O o, K k, Config& c) { c.database_url = scalar_or_empty(n, o, k); }},
       {"database.pool_size", false,
        [](N n, O o, K k, Config& c) { c.database_pool_size = integer(n, o, k, 1, 64); }},
       {"spool.dir", false,
@@ -257,8 +262,7 @@ const std::vector<Setting>& settings() {
       {"tailer.enabled", false,
        [](N n, O o, K k, Config& c) { c.tail_enabled = boolean(n, o, k); }},
       {"ui.enabled", false, [](N n, O o, K k, Config& c) { c.ui_enabled = boolean(n, o, k); }},
-      {"ui.dir", false,
-       [](N n, O o, K k, Config& c) { c.ui_dir = n.IsNull() ? "" : scalar(n, o, k); }},
+      {"ui.dir", false, [](N n, O o, K k, Config& c) { c.ui_dir = scalar_or_empty(n, o, k); }},
       {"tailer.interval_ms", false,
        [](N n, O o, K k, Config& c) { c.tail_interval_ms = integer(n, o, k, 10, 600000); }},
   };

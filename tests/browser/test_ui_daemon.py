@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import harness  # noqa: E402
-from test_security import AUDIENCE, ISSUER, SECRET, claims_for, make_jwt  # noqa: E402
+from test_security import claims_for, daemon_env, make_jwt  # noqa: E402
 
 UI_DIR = os.path.join(ROOT, "dashboards", "svelte")
 CHROMIUM = os.environ.get("MESHHOOK_CHROMIUM", "/usr/bin/chromium")
@@ -59,15 +59,9 @@ class UiAgainstTheDaemonTest(unittest.TestCase):
         if not os.path.exists(os.path.join(UI_DIR, "dist", "index.html")):
             raise unittest.SkipTest("dashboards/svelte/dist is not built")
         cls.db = harness.MigratedDatabase("ui")
-        cls.daemon = harness.Daemon(env={
-            "MESHHOOK_STATS_DATABASE_URL": cls.db.url,
-            "MESHHOOK_STATS_AUTH_JWT_SECRET": SECRET,
-            "MESHHOOK_STATS_AUTH_JWT_AUDIENCE": AUDIENCE,
-            "MESHHOOK_STATS_AUTH_JWT_ISSUER": ISSUER,
-            "MESHHOOK_STATS_AUTH_PROJECT_IDS_CLAIM": "project_ids",
-            "MESHHOOK_STATS_UI_ENABLED": "true",
-            "MESHHOOK_STATS_UI_DIR": os.path.join(UI_DIR, "dist"),
-        }).start()
+        cls.daemon = harness.Daemon(env=daemon_env(
+            cls.db.url, MESHHOOK_STATS_UI_ENABLED="true",
+            MESHHOOK_STATS_UI_DIR=os.path.join(UI_DIR, "dist"))).start()
         workflows_a = [str(uuid.uuid4()) for _ in range(5)]
         cls.workflows_b = [str(uuid.uuid4()) for _ in range(2)]
         events = (seeded_runs(PROJECT_A, workflows_a, 600, seed=7)

@@ -49,6 +49,16 @@ def claims_for(project, **overrides):
     return {k: v for k, v in claims.items() if v is not None}
 
 
+def daemon_env(database_url, **extra):
+    """The environment of a daemon on database_url that verifies this module's JWTs, the
+    caller's projects listed in their project_ids claim."""
+    return {"MESHHOOK_STATS_DATABASE_URL": database_url,
+            "MESHHOOK_STATS_AUTH_JWT_SECRET": SECRET,
+            "MESHHOOK_STATS_AUTH_JWT_AUDIENCE": AUDIENCE,
+            "MESHHOOK_STATS_AUTH_JWT_ISSUER": ISSUER,
+            "MESHHOOK_STATS_AUTH_PROJECT_IDS_CLAIM": "project_ids", **extra}
+
+
 def comparable(response, workflow_id):
     """A statistics answer without what differs by design: the asked-for id and the instant
     the range was resolved at (end defaults to now)."""
@@ -78,13 +88,7 @@ class StatisticsAuthTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.db = Tenancy()
-        cls.daemon = harness.Daemon(env={
-            "MESHHOOK_STATS_DATABASE_URL": cls.db.url,
-            "MESHHOOK_STATS_AUTH_JWT_SECRET": SECRET,
-            "MESHHOOK_STATS_AUTH_JWT_AUDIENCE": AUDIENCE,
-            "MESHHOOK_STATS_AUTH_JWT_ISSUER": ISSUER,
-            "MESHHOOK_STATS_AUTH_PROJECT_IDS_CLAIM": "project_ids",
-        }).start()
+        cls.daemon = harness.Daemon(env=daemon_env(cls.db.url)).start()
 
     @classmethod
     def tearDownClass(cls):
