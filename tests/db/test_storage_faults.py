@@ -199,6 +199,48 @@ class StorageFaultTest(unittest.TestCase):
         self.assertEqual(set(self.stored()), acked, "a refused run was stored")
         self.assertEqual(len(rows), len(acked))
 
+    def test_disk_full_answers_503_and_stores_exactly_what_it_acknowledged(self):
+        # A real full disk: the spool on a 1 MiB tmpfs, far below spool.max_bytes, and no
+        # database to drain it, so the disk fills before the spool's own limit is reached.
+        mnt = tempfile.mkdtemp(prefix="meshhook-fault-tmpfs.")
+        self.addCleanup(os.rmdir, mnt)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", mnt],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here: " + mounted.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", mnt], check=True)
+        spool = {"MESHHOOK_STATS_SPOOL_DIR": os.path.join(mnt, "spool"),
+                 "MESHHOOK_STATS_SPOOL_MAX_BYTES": str(64 << 20),
+                 "MESHHOOK_STATS_SPOOL_SEGMENT_BYTES": str(256 << 10)}
+        closed = f"postgresql://postgres@127.0.0.1:{harness.free_port()}/meshhook_stats"
+        d = self.daemon(url=closed, **spool)
+        acked, refused = set(), set()
+        for _ in range(300):  # ~70 bytes a run on disk: 1 MiB holds about 15,000
+            if len(refused) >= 1000:
+                break
+            batch = events(200)
+            r = d.post_runs(batch)
+            ids = {e["run_id"] for e in batch}
+            if r.status == 202:
+                acked |= ids
+            else:
+                self.assertEqual(r.status, 503, r.body)
+                self.assertTrue(r.headers.get("Retry-After"))
+                self.assertEqual(set(r.json()), {"error", "message"})
+                refused |= ids
+        self.assertTrue(acked, "nothing fit on the disk")
+        self.assertTrue(refused, "the disk never filled up")
+        self.assertNotEqual(harness.request("GET", d.api + "/readyz").status, 200)
+        self.assertIn("No space left on device", d.read_log())
+        d.stop()
+        # The operator frees space (here: grows the tmpfs) and restarts with the database up.
+        subprocess.run(["mount", "-o", "remount,size=64m", mnt], check=True, capture_output=True)
+        self.daemon(**spool)
+        rows = self.assert_stored_exactly_once(acked)
+        time.sleep(1)
+        self.assertEqual(set(self.stored()), acked, "a refused run was stored")
+        self.assertEqual(len(rows), len(acked))
+
 
 if __name__ == "__main__":
     unittest.main()
