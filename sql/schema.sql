@@ -526,9 +526,44 @@ begin
 end
 $$;
 
+-- ---------------------------------------------------------------------------
+-- migrations/0006_workflow_names.sql
+-- ---------------------------------------------------------------------------
+-- 0006: workflow names, for people reading the statistics.
+--
+-- Run events may carry `workflow_name`; the batch writer keeps the latest name of each
+-- workflow here, in the same transaction as its runs, and the statistics API returns it
+-- beside `workflow_id`. A workflow belongs to one project (MeshHook's
+-- workflow_definitions.project_id), so the row carries the tenant and the same row level
+-- security as the runs: a caller sees the names of their own projects' workflows only.
+create table execution_time_workflows (
+    workflow_id uuid        primary key,
+    project_id  uuid        not null,
+    name        text        not null,
+    updated_at  timestamptz not null default now()
+);
+
+comment on table execution_time_workflows is
+    'The latest workflow_name reported for each workflow (meshhook-stats).';
+
+create index execution_time_workflows_project on execution_time_workflows (project_id);
+
+alter table execution_time_workflows enable row level security;
+alter table execution_time_workflows force row level security;
+create policy meshhook_stats_caller_projects on execution_time_workflows for select to public
+    using (project_id = any (array(select meshhook_stats_caller_project_ids())));
+do $$
+begin
+    execute format('create policy meshhook_stats_owner on execution_time_workflows for all to %I '
+                   'using (true) with check (true)', current_user);
+end
+$$;
+grant select on execution_time_workflows to meshhook_stats_reader;
+
 insert into meshhook_stats_migrations (version, name, checksum) values
     (1, 'execution_time_statistics', '6634eb1e6646bbf0a2bd83c383bb1c83e72eef8f5bfa82f2a441cb12e11f2577'),
     (2, 'meshhook_stats_cursors', 'e5497900cb616725038d5b00d163ce1005796beccdf1dde51fc61422811b2369'),
     (3, 'execution_time_rollups', '05169b685a748ee690fabbfcbcb683b5183cd81702f098c9a213a68849b469c6'),
     (4, 'row_level_security', 'e81b93e46b0e6b31c960c823e007b5d3f633ccf1e05af787e8723d8eaa0e05da'),
-    (5, 'rls_policy_index_friendly', 'b14915902c13b5f812503d6e623832251fa026bf69f72a70fd50bc3278e8b536');
+    (5, 'rls_policy_index_friendly', 'b14915902c13b5f812503d6e623832251fa026bf69f72a70fd50bc3278e8b536'),
+    (6, 'workflow_names', 'eba50a30c5a5c892bf8019da0f4045d1159a2c77c99605c240449c3249098d12');

@@ -22,7 +22,8 @@ create temporary table if not exists meshhook_stats_incoming (
     workflow_id uuid   not null,
     status      text   not null,
     started_us  bigint not null,
-    finished_us bigint not null
+    finished_us bigint not null,
+    workflow_name text not null default ''
 ) on commit delete rows)sql";
 
 // Times travel as Unix microseconds and become timestamptz by exact integer arithmetic.
@@ -38,6 +39,19 @@ select run_id, project_id, workflow_id, status,
        'ingest'
 from meshhook_stats_incoming
 on conflict (run_id) do nothing)sql";
+
+// The latest name each workflow of the batch was reported with (runs without one leave it
+// alone). Rows are taken in workflow_id order, so concurrent writers lock them in one order;
+// an unchanged name is not rewritten.
+constexpr const char* kUpsertNames = R"sql(
+insert into execution_time_workflows as w (workflow_id, project_id, name)
+select distinct on (workflow_id) workflow_id, project_id, workflow_name
+from meshhook_stats_incoming
+where workflow_name <> ''
+order by workflow_id, finished_us desc
+on conflict (workflow_id) do update
+    set name = excluded.name, project_id = excluded.project_id, updated_at = now()
+    where (w.name, w.project_id) is distinct from (excluded.name, excluded.project_id))sql";
 
 bool is_data_error(const pqxx::sql_error& e) {
   const std::string& state = e.sqlstate();
@@ -182,6 +196,7 @@ void BatchWriter::connect() {
     tx.exec(kCreateIncoming);
   }
   conn->prepare("meshhook_stats_insert_incoming", kInsertIncoming);
+  conn->prepare("meshhook_stats_upsert_names", kUpsertNames);
   conn_ = std::move(conn);
 }
 
@@ -191,7 +206,7 @@ std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std:
   {
     pqxx::stream_to copy(tx, kIncomingTable,
                          std::vector<std::string>{"run_id", "project_id", "workflow_id", "status",
-                                                  "started_us", "finished_us"});
+                                                  "started_us", "finished_us", "workflow_name"});
     std::string run_id(36, '\0');
     std::string project_id(36, '\0');
     std::string workflow_id(36, '\0');
@@ -202,11 +217,12 @@ std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std:
       e.workflow_id.write(workflow_id.data());
       copy << std::make_tuple(run_id, project_id, workflow_id, std::string(to_string(e.status)),
                               static_cast<long long>(e.started_at_us),
-                              static_cast<long long>(e.finished_at_us));
+                              static_cast<long long>(e.finished_at_us), e.workflow_name);
     }
     copy.complete();
   }
   auto result = tx.exec_prepared("meshhook_stats_insert_incoming");
+  tx.exec_prepared("meshhook_stats_upsert_names");
   tx.commit();
   return static_cast<std::uint64_t>(result.affected_rows());
 }

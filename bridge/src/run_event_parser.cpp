@@ -107,6 +107,9 @@ bool parse_item(simdjson::dom::element item, long index, std::int64_t now_us,
     if (name->size() > options.max_workflow_name_length) {
       check.fail("workflow_name",
                  "must be at most " + std::to_string(options.max_workflow_name_length) + " bytes");
+    } else if (name->find('\0') != std::string_view::npos) {
+      // Postgres text cannot hold it; refused here rather than failing the write later.
+      check.fail("workflow_name", "must not contain the character U+0000");
     } else {
       event.workflow_name.assign(*name);
     }

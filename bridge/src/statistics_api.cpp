@@ -59,13 +59,17 @@ std::optional<double> percentile(const StatisticsGroup& g, const std::vector<dou
   return std::nullopt;
 }
 
+using WorkflowNames = std::map<std::string, std::string, std::less<>>;
+
 json group_json(const StatisticsGroup& g, const StatisticsParams& p,
-                const std::vector<double>& fractions) {
+                const std::vector<double>& fractions, const WorkflowNames& names) {
   json percentiles = json::object();
   for (double v : p.percentiles) {
     percentiles[percentile_key(v)] = nullable(percentile(g, fractions, v / 100.0));
   }
+  const auto name = g.workflow_id ? names.find(*g.workflow_id) : names.end();
   return {{"workflow_id", g.workflow_id ? json(*g.workflow_id) : json(nullptr)},
+          {"workflow_name", name != names.end() ? json(name->second) : json(nullptr)},
           {"status", g.status ? json(*g.status) : json(nullptr)},
           {"bucket_start",
            g.bucket_start_us ? json(format_rfc3339_utc(*g.bucket_start_us)) : json(nullptr)},
@@ -77,6 +81,31 @@ json group_json(const StatisticsGroup& g, const StatisticsParams& p,
           {"p95", nullable(percentile(g, fractions, 0.95))},
           {"p99", nullable(percentile(g, fractions, 0.99))},
           {"percentiles", percentiles}};
+}
+
+// The names of the workflows among the groups, as far as the caller may see them (the
+// table has the same row level security as the runs).
+WorkflowNames workflow_names(pqxx::transaction_base& tx, const std::vector<StatisticsGroup>& groups,
+                             const std::vector<StatisticsGroup>& previous) {
+  std::string ids = "{";
+  for (const auto* list : {&groups, &previous}) {
+    for (const auto& g : *list) {
+      if (!g.workflow_id) continue;
+      if (ids.size() > 1) ids += ',';
+      ids += *g.workflow_id;  // canonical uuids from the database
+    }
+  }
+  ids += '}';
+  WorkflowNames out;
+  if (ids.size() == 2) return out;
+  static const std::string kName = "statistics_workflow_names";
+  tx.conn().prepare(kName,
+                    "select workflow_id::text, name from execution_time_workflows"
+                    " where workflow_id = any($1::uuid[])");
+  for (const auto& row : tx.exec_prepared(kName, ids)) {
+    out.emplace(row[0].c_str(), row[1].c_str());
+  }
+  return out;
 }
 
 json change(const std::optional<double>& now, const std::optional<double>& before) {
@@ -164,6 +193,7 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
     std::vector<HistogramBucket> buckets;
     std::vector<double> fractions;
     StatisticsMethod method = StatisticsMethod::exact;
+    WorkflowNames names;
     {
       pqxx::read_transaction tx(lease->connection());
       statement = "statistics_as_caller";
@@ -188,6 +218,10 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       }
       fractions = query.fractions();
       method = query.method();
+      if (range && !histogram && params.group_by == GroupBy::workflow) {
+        statement = "statistics_workflow_names";
+        names = workflow_names(tx, groups, previous);
+      }
       if (range) tx.commit();
     }
     lease.reset();  // the connection is free before the JSON is built
@@ -242,11 +276,11 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       json out = json::array();
       json previous_out = json::array();
       for (auto i = first; i < last; ++i) {
-        auto g = group_json(groups[i], params, fractions);
+        auto g = group_json(groups[i], params, fractions, names);
         if (params.compare_previous && params.group_by != GroupBy::none) {
           const auto* before = match(i);
           g["change_percent"] = before ? change_json(groups[i], *before, fractions) : json(nullptr);
-          if (before) previous_out.push_back(group_json(*before, params, fractions));
+          if (before) previous_out.push_back(group_json(*before, params, fractions, names));
         }
         out.push_back(std::move(g));
       }
@@ -255,7 +289,7 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       body["change_percent"] = nullptr;
       if (params.compare_previous) {
         if (params.group_by == GroupBy::none) {
-          previous_out = json::array({group_json(previous.front(), params, fractions)});
+          previous_out = json::array({group_json(previous.front(), params, fractions, names)});
           body["change_percent"] = change_json(groups.front(), previous.front(), fractions);
         }
         body["previous"] = {{"start", format_rfc3339_utc(range->start_us - length)},

@@ -110,6 +110,20 @@ class UiAgainstTheDaemonTest(unittest.TestCase):
         self.assertEqual(len(seen), 5)
         self.assertFalse(seen & set(self.workflows_b))
         self.assertEqual(sum(g["count"] for g in body["groups"]), 600)
+        # Names come from the runs' workflow_name, through the writer, under the same tenancy.
+        names = {g["workflow_id"]: g["workflow_name"] for g in body["groups"]}
+        self.assertEqual(sorted(names.values()), [f"workflow {i}" for i in range(1, 6)])
+        # The latest reported name wins.
+        renamed = min(names)
+        event = harness.run_event(renamed, PROJECT_A, 10, workflow_name="renamed")
+        self.assertEqual(self.daemon.post_runs([event]).status, 202)
+
+        def name_now():
+            r = harness.request("GET", self.daemon.api + "/api/v1/statistics/execution-times"
+                                f"?group_by=workflow&workflow_id={renamed}",
+                                headers={"Authorization": "Bearer " + token})
+            return json.loads(r.body)["groups"][0]["workflow_name"]
+        harness.wait_until(lambda: name_now() == "renamed", timeout=30, what="the new name")
 
 
 if __name__ == "__main__":

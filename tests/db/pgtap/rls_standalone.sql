@@ -1,6 +1,6 @@
 -- Row level security without MeshHook's tables: the claim meshhook_project_ids decides.
 begin;
-select plan(35);
+select plan(38);
 \ir _tenants.psql
 
 -- The roles and the policies themselves.
@@ -15,8 +15,8 @@ select is((select count(*)::int from pg_class c join pg_attribute a on a.attreli
           'every table with a project_id has row level security enabled and forced');
 select is((select count(*)::int from pg_class c join pg_attribute a on a.attrelid = c.oid
            where a.attname = 'project_id' and c.relkind in ('r', 'p')
-             and c.relnamespace = current_schema()::regnamespace), 3,
-          'three tables hold tenant rows');
+             and c.relnamespace = current_schema()::regnamespace), 4,
+          'four tables hold tenant rows');
 select is((select count(*)::int from pg_class c join pg_attribute a on a.attrelid = c.oid
            where a.attname = 'project_id' and c.relkind in ('v', 'm')
              and c.relnamespace = current_schema()::regnamespace
@@ -42,6 +42,8 @@ select is((select count(*)::int from execution_time_rollups where project_id <> 
           'A sees no other project''s hourly rollups');
 select is((select sum(run_count)::int from execution_time_rollups), 2, 'A''s hourly rollups count 2 runs');
 select is((select sum(run_count)::int from execution_time_rollups_daily), 2, 'A''s daily rollups count 2 runs');
+select results_eq('select name from execution_time_workflows', array['A''s workflow'],
+                  'A sees the name of its own workflow alone');
 select results_eq('select * from meshhook_stats_caller_project_ids()', array[:project_a::uuid],
                   'meshhook_stats_caller_project_ids() is A alone');
 select is_empty('select * from user_project_ids()', 'user_project_ids() is empty without MeshHook''s projects');
@@ -59,6 +61,7 @@ select pg_temp.act_as('meshhook_stats_reader',
                       jsonb_build_object('sub', 'user-b', 'meshhook_project_ids', jsonb_build_array(:project_b)));
 select is((select count(*)::int from execution_time_statistics), 3, 'B sees its 3 runs');
 select is((select count(*)::int from execution_time_rollups where project_id = :project_a), 0, 'B sees none of A''s rollups');
+select is((select count(*)::int from execution_time_workflows where project_id = :project_a), 0, 'B sees none of A''s workflow names');
 reset role;
 
 -- Anonymous and malformed claims: nothing, and no error.
@@ -66,6 +69,7 @@ select pg_temp.act_as('meshhook_stats_reader', null);
 select is((select count(*)::int from execution_time_statistics), 0, 'anonymous sees no runs');
 select is((select count(*)::int from execution_time_rollups), 0, 'anonymous sees no hourly rollups');
 select is((select count(*)::int from execution_time_rollups_daily), 0, 'anonymous sees no daily rollups');
+select is((select count(*)::int from execution_time_workflows), 0, 'anonymous sees no workflow names');
 select is_empty('select * from meshhook_stats_caller_project_ids()', 'anonymous has no projects');
 reset role;
 select pg_temp.act_as('meshhook_stats_reader',

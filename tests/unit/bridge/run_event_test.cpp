@@ -152,3 +152,13 @@ TEST_CASE("duration_ms that contradicts the timestamps is refused", "[ingest]") 
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].field == "duration_ms");
 }
+
+TEST_CASE("a workflow_name Postgres could not store is refused", "[ingest]") {
+  RunEventParser parser;
+  const std::string body =
+      R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555","project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded","duration_ms":5,"workflow_name":"a\u0000b"})";
+  auto r = parser.parse(body, kNow);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].field == "workflow_name");
+  CHECK(r.errors[0].reason == "must not contain the character U+0000");
+}

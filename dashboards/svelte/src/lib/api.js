@@ -4,6 +4,7 @@
 /**
  * @typedef {object} StatisticsGroup
  * @property {string | null} workflow_id
+ * @property {string | null} [workflow_name] with group_by=workflow: the name runs were reported with
  * @property {string | null} status
  * @property {string | null} bucket_start
  * @property {number} count

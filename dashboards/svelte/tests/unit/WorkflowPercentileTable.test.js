@@ -27,6 +27,14 @@ describe('WorkflowPercentileTable', () => {
     expect(row.querySelector('td[data-column="p99"]')?.textContent?.trim()).toBe('—');
   });
 
+  it("shows the API's workflow_name, and the id where there is none", async () => {
+    const named = { ...TABLE, groups: TABLE.groups.map((g) => (g.workflow_id === WF_B ? { ...g, workflow_name: 'Invoice export' } : g)) };
+    show({ fetch: fakeFetch(named) });
+    expect(await screen.findByRole('link', { name: 'Invoice export' })).toBeTruthy();
+    expect(screen.getByRole('link', { name: WF_A }).getAttribute('href')).toBe(`/workflows/${WF_A}`);
+    expect(screen.getByRole('link', { name: 'Invoice export' }).closest('th')?.getAttribute('title')).toBe(WF_B);
+  });
+
   it('asks for one group per workflow', async () => {
     const fetch = fakeFetch(TABLE);
     show({ fetch });
