@@ -26,6 +26,7 @@ CHROMIUM = os.environ.get("MESHHOOK_CHROMIUM", "/usr/bin/chromium")
 PROJECT_A = str(uuid.UUID(int=0xA11CE))
 PROJECT_B = str(uuid.UUID(int=0xB0B))
 SKIP = 77
+NAMES = ["stripe-webhook-sync", "nightly export", "order fulfilment", "slack digest", "crm backfill"]
 
 
 def iso(t):
@@ -47,7 +48,7 @@ def seeded_runs(project, workflows, runs, seed):
         events.append(harness.run_event(
             workflows[w], project, None, status=status,
             started_at=iso(finished - datetime.timedelta(milliseconds=ms)),
-            finished_at=iso(finished), workflow_name=f"workflow {w + 1}"))
+            finished_at=iso(finished), workflow_name=NAMES[w]))
     for e in events:
         del e["duration_ms"]
     return events
@@ -112,10 +113,10 @@ class UiAgainstTheDaemonTest(unittest.TestCase):
         self.assertEqual(sum(g["count"] for g in body["groups"]), 600)
         # Names come from the runs' workflow_name, through the writer, under the same tenancy.
         names = {g["workflow_id"]: g["workflow_name"] for g in body["groups"]}
-        self.assertEqual(sorted(names.values()), [f"workflow {i}" for i in range(1, 6)])
+        self.assertEqual(sorted(names.values()), sorted(NAMES))
         # The latest reported name wins.
         renamed = min(names)
-        event = harness.run_event(renamed, PROJECT_A, 10, workflow_name="renamed")
+        event = harness.run_event(renamed, PROJECT_A, 10, workflow_name="invoice export")
         self.assertEqual(self.daemon.post_runs([event]).status, 202)
 
         def name_now():
@@ -123,7 +124,7 @@ class UiAgainstTheDaemonTest(unittest.TestCase):
                                 f"?group_by=workflow&workflow_id={renamed}",
                                 headers={"Authorization": "Bearer " + token})
             return json.loads(r.body)["groups"][0]["workflow_name"]
-        harness.wait_until(lambda: name_now() == "renamed", timeout=30, what="the new name")
+        harness.wait_until(lambda: name_now() == "invoice export", timeout=30, what="the new name")
 
 
 if __name__ == "__main__":
