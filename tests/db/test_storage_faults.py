@@ -176,20 +176,29 @@ class StorageFaultTest(unittest.TestCase):
         self.assert_stored_exactly_once({e["run_id"] for e in batch})
         self.assertIn("cutting off", d2.read_log())
 
-    def test_full_spool_answers_503_and_stores_only_what_it_acknowledged(self):
-        closed = f"postgresql://postgres@127.0.0.1:{harness.free_port()}/meshhook_stats"
-        d = self.daemon(url=closed, MESHHOOK_STATS_SPOOL_MAX_BYTES=str(1 << 20))
+    def post_batches(self, daemon, batches, size, enough_refused=None):
+        """Posts batches of fresh runs; returns the run ids acknowledged (202) and refused,
+        checking that every refusal is a 503 with Retry-After and an error body."""
         acked, refused = set(), set()
-        for _ in range(40):
-            batch = events(1000)
-            r = d.post_runs(batch)
+        for _ in range(batches):
+            if enough_refused and len(refused) >= enough_refused:
+                break
+            batch = events(size)
+            r = daemon.post_runs(batch)
             ids = {e["run_id"] for e in batch}
             if r.status == 202:
                 acked |= ids
             else:
                 self.assertEqual(r.status, 503, r.body)
                 self.assertTrue(r.headers.get("Retry-After"))
+                self.assertEqual(set(r.json()), {"error", "message"})
                 refused |= ids
+        return acked, refused
+
+    def test_full_spool_answers_503_and_stores_only_what_it_acknowledged(self):
+        closed = f"postgresql://postgres@127.0.0.1:{harness.free_port()}/meshhook_stats"
+        d = self.daemon(url=closed, MESHHOOK_STATS_SPOOL_MAX_BYTES=str(1 << 20))
+        acked, refused = self.post_batches(d, batches=40, size=1000)
         self.assertTrue(acked)
         self.assertTrue(refused)
         d.stop()
@@ -214,20 +223,8 @@ class StorageFaultTest(unittest.TestCase):
                  "MESHHOOK_STATS_SPOOL_SEGMENT_BYTES": str(256 << 10)}
         closed = f"postgresql://postgres@127.0.0.1:{harness.free_port()}/meshhook_stats"
         d = self.daemon(url=closed, **spool)
-        acked, refused = set(), set()
-        for _ in range(300):  # ~70 bytes a run on disk: 1 MiB holds about 15,000
-            if len(refused) >= 1000:
-                break
-            batch = events(200)
-            r = d.post_runs(batch)
-            ids = {e["run_id"] for e in batch}
-            if r.status == 202:
-                acked |= ids
-            else:
-                self.assertEqual(r.status, 503, r.body)
-                self.assertTrue(r.headers.get("Retry-After"))
-                self.assertEqual(set(r.json()), {"error", "message"})
-                refused |= ids
+        # ~70 bytes a run on disk: 1 MiB holds about 15,000.
+        acked, refused = self.post_batches(d, batches=300, size=200, enough_refused=1000)
         self.assertTrue(acked, "nothing fit on the disk")
         self.assertTrue(refused, "the disk never filled up")
         self.assertNotEqual(harness.request("GET", d.api + "/readyz").status, 200)
