@@ -74,6 +74,7 @@ std::vector<bridge::RunEvent> make_events(std::size_t n) {
     e.status = static_cast<bridge::RunStatus>(1 + rng() % 4);
     e.finished_at_us = now + static_cast<std::int64_t>(i) * 100;
     e.started_at_us = e.finished_at_us - static_cast<std::int64_t>(rng() % 60'000'000);
+    e.workflow_name = "workflow-" + std::to_string(w);  // as producers send it
   }
   return out;
 }
