@@ -47,7 +47,7 @@ def event(rng, tenant, workflow, median, failure, end=None):
     start = end - seconds
     fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
     return {"run_id": str(uuid.uuid4()), "project_id": project_id, "workflow_id": workflow_id,
-            "workflow_name": workflow, "status": status, "started_at": fmt(start),
+            "workflow_name": f"{tenant}/{workflow}", "status": status, "started_at": fmt(start),
             "finished_at": fmt(end)}
 
 
