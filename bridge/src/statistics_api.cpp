@@ -141,8 +141,9 @@ void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims
       "select set_config('request.jwt.claims', $1, true),"
       " set_config('request.jwt.claim.sub', $2, true),"
       " set_config('statement_timeout', $3, true),"
-      " case when exists (select 1 from pg_roles where rolname = 'meshhook_stats_reader')"
-      " then set_config('role', 'meshhook_stats_reader', true) end");
+      // Unconditional: serve needs the current schema, which has the role (migration 0004),
+      // and without it the query must fail rather than run as the owner, who sees every tenant.
+      " set_config('role', 'meshhook_stats_reader', true)");
   tx.exec_prepared(kName, claims.claims_json, claims.subject,
                    std::to_string(options_.statement_timeout_ms));
 }
@@ -198,7 +199,7 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       pqxx::read_transaction tx(lease->connection());
       statement = "statistics_as_caller";
       // As the caller: their claims for RLS (auth.uid() reads request.jwt.claims), and the
-      // reader role once the security migration has created it.
+      // reader role.
       act_as_caller(tx, claims);
       StatisticsQuery query(tx, params, options_.exact_max_rows);
       try {

@@ -1,7 +1,7 @@
 #pragma once
 // GET /api/v1/statistics/execution-times and .../histogram: parses the parameters, runs
 // StatisticsQuery as the caller (read-only transaction, request.jwt.claims set, role
-// meshhook_stats_reader when it exists) and answers JSON. Thread-safe: each request leases
+// meshhook_stats_reader) and answers JSON. Thread-safe: each request leases
 // its own connection from the pool.
 
 #include <cstdint>
