@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "meshhook/bridge/batch_writer.h"
-#include "meshhook/bridge/migrations.h"
-#include "meshhook/bridge/spool.h"
+#include "meshhook/bridge/storage/batch_writer.h"
+#include "meshhook/bridge/storage/migrations.h"
+#include "meshhook/bridge/storage/spool.h"
 #include "meshhook/exporter/registry.h"
 
 namespace bridge = meshhook::bridge;

@@ -11,9 +11,9 @@
 
 #include "config.h"
 #include "logging.h"
-#include "meshhook/bridge/backfill.h"
-#include "meshhook/bridge/migrations.h"
-#include "meshhook/bridge/run_event.h"
+#include "meshhook/bridge/storage/backfill.h"
+#include "meshhook/bridge/storage/migrations.h"
+#include "meshhook/bridge/storage/run_event.h"
 #include "service.h"
 
 namespace meshhook::app {

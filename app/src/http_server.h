@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "config.h"
-#include "meshhook/bridge/http.h"
+#include "meshhook/bridge/common/http.h"
 #include "meshhook/exporter/family.h"
 
 namespace meshhook::app {

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "meshhook/bridge/http.h"
+#include "meshhook/bridge/common/http.h"
 
 namespace meshhook::app {
 

@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "http_server.h"
-#include "meshhook/bridge/connection_pool.h"
-#include "meshhook/bridge/statistics_api.h"
+#include "meshhook/bridge/statistics/statistics_api.h"
+#include "meshhook/bridge/storage/connection_pool.h"
 #include "meshhook/exporter/registry.h"
 
 using namespace meshhook;

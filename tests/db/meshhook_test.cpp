@@ -1,9 +1,9 @@
 #include <thread>
 
 #include "db_support.h"
-#include "meshhook/bridge/backfill.h"
-#include "meshhook/bridge/migrations.h"
-#include "meshhook/bridge/tailer.h"
+#include "meshhook/bridge/storage/backfill.h"
+#include "meshhook/bridge/storage/migrations.h"
+#include "meshhook/bridge/storage/tailer.h"
 #include "meshhook/exporter/registry.h"
 #include "meshhook/exporter/run_metrics.h"
 

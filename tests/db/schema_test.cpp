@@ -2,8 +2,8 @@
 #include <thread>
 
 #include "db_support.h"
-#include "meshhook/bridge/migrations.h"
-#include "meshhook/bridge/storage.h"
+#include "meshhook/bridge/storage/migrations.h"
+#include "meshhook/bridge/storage/storage.h"
 #include "meshhook/exporter/registry.h"
 #include "meshhook/exporter/run_metrics.h"
 

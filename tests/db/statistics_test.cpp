@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "db_support.h"
-#include "meshhook/bridge/connection_pool.h"
-#include "meshhook/bridge/migrations.h"
-#include "meshhook/bridge/statistics_api.h"
+#include "meshhook/bridge/statistics/statistics_api.h"
+#include "meshhook/bridge/storage/connection_pool.h"
+#include "meshhook/bridge/storage/migrations.h"
 
 using meshhook::testing::TestDatabase;
 using nlohmann::json;

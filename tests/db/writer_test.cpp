@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "db_support.h"
-#include "meshhook/bridge/batch_writer.h"
-#include "meshhook/bridge/migrations.h"
-#include "meshhook/bridge/spool.h"
-#include "meshhook/bridge/storage.h"
+#include "meshhook/bridge/storage/batch_writer.h"
+#include "meshhook/bridge/storage/migrations.h"
+#include "meshhook/bridge/storage/spool.h"
+#include "meshhook/bridge/storage/storage.h"
 #include "meshhook/exporter/registry.h"
 #include "meshhook/exporter/run_metrics.h"
 

@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "../support/jwt_signing.h"
-#include "meshhook/bridge/claims_resolver.h"
+#include "meshhook/bridge/auth/claims_resolver.h"
 
 namespace {
 

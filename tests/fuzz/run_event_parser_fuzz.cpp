@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "meshhook/bridge/run_event_parser.h"
+#include "meshhook/bridge/ingest/run_event_parser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static meshhook::bridge::RunEventParser parser(

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "meshhook/bridge/statistics_params.h"
+#include "meshhook/bridge/statistics/statistics_params.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view query(reinterpret_cast<const char*>(data), size);

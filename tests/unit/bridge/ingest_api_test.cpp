@@ -1,4 +1,4 @@
-#include "meshhook/bridge/ingest_api.h"
+#include "meshhook/bridge/ingest/ingest_api.h"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

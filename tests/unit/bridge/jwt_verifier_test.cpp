@@ -1,4 +1,4 @@
-#include "meshhook/bridge/jwt_verifier.h"
+#include "meshhook/bridge/auth/jwt_verifier.h"
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "../../support/jwt_signing.h"
-#include "meshhook/bridge/claims_resolver.h"
+#include "meshhook/bridge/auth/claims_resolver.h"
 
 using meshhook::bridge::ClaimsResolver;
 using meshhook::bridge::ClaimsResolverOptions;

@@ -1,8 +1,8 @@
-#include "meshhook/bridge/run_event.h"
+#include "meshhook/bridge/storage/run_event.h"
 
 #include <catch2/catch.hpp>
 
-#include "meshhook/bridge/run_event_parser.h"
+#include "meshhook/bridge/ingest/run_event_parser.h"
 
 using namespace meshhook::bridge;
 

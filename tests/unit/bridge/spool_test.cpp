@@ -1,4 +1,4 @@
-#include "meshhook/bridge/spool.h"
+#include "meshhook/bridge/storage/spool.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,11 +1,11 @@
-#include "meshhook/bridge/statistics_params.h"
+#include "meshhook/bridge/statistics/statistics_params.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 #include <string>
 
-#include "meshhook/bridge/execution_time_sketch.h"
+#include "meshhook/bridge/statistics/execution_time_sketch.h"
 
 using namespace meshhook::bridge;
 

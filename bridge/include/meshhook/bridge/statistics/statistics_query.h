@@ -1,0 +1,95 @@
+#pragma once
+// The SQL of the statistics endpoint. Answers from the rows (exact percentile_cont) or from
+// the rollups (count, sum, min and max exact; percentiles from merged log-bucket sketches,
+// within 1 %), chosen by StatisticsParams::exact and by the size of the work. Runs inside a
+// transaction the caller owns (read-only, as the caller). Every value is a parameter.
+// One object per request; not thread-safe.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "meshhook/bridge/statistics/statistics_params.h"
+
+namespace pqxx {
+class transaction_base;
+}
+
+namespace meshhook::bridge {
+
+enum class StatisticsMethod { exact, sketch };
+
+/// The absolute bounds of the range and what the time zone allows.
+struct ResolvedRange {
+  std::int64_t start_us = 0;
+  std::int64_t end_us = 0;
+  /// The tz offset is a whole number of hours at both ends, so UTC hours nest in tz hours,
+  /// days and weeks and the hourly rollups can serve time groupings.
+  bool tz_whole_hours = true;
+  /// tz is UTC itself, so the daily (UTC) rollups can serve day and week groupings.
+  bool tz_is_utc = true;
+};
+
+struct StatisticsGroup {
+  std::optional<std::string> workflow_id;       // group_by=workflow
+  std::optional<std::string> status;            // group_by=status
+  std::optional<std::int64_t> bucket_start_us;  // group_by=hour|day|week (start in tz)
+  std::uint64_t count = 0;
+  std::optional<double> avg;
+  std::optional<double> min;
+  std::optional<double> max;
+  /// Aligned with StatisticsQuery::fractions(): null when count is 0.
+  std::vector<std::optional<double>> percentiles;
+};
+
+struct HistogramBucket {
+  double lower = 0;
+  std::optional<double> upper;  // null: the open last bucket
+  std::uint64_t count = 0;
+};
+
+class StatisticsQuery {
+ public:
+  /// With exact unset, at most this many rows are answered exactly; more from the rollups.
+  static constexpr std::uint64_t kDefaultExactMaxRows = 2000;
+
+  StatisticsQuery(pqxx::transaction_base& tx, const StatisticsParams& params,
+                  std::uint64_t exact_max_rows = kDefaultExactMaxRows);
+
+  /// Resolves the date range in tz. Returns errors naming start_date, end_date or tz when
+  /// the range is empty, too long, or tz is unknown to Postgres.
+  std::optional<ResolvedRange> resolve(std::vector<ParameterError>& errors);
+
+  /// The groups of [start_us, end_us), sorted by key, every group (no paging). The first
+  /// call decides the method (exact, sketch) when params.exact is unset; later calls (the
+  /// previous period) keep it.
+  std::vector<StatisticsGroup> groups(const ResolvedRange& range, std::int64_t start_us,
+                                      std::int64_t end_us);
+  /// Counts in log-spaced buckets (1-2-5 edges from 0 ms), from the first to the last
+  /// non-empty bucket; empty when there are no runs. Ignores group_by.
+  std::vector<HistogramBucket> histogram(const ResolvedRange& range);
+
+  /// The percentiles computed, as fractions: the requested ones plus 0.5, 0.95 and 0.99.
+  const std::vector<double>& fractions() const noexcept { return fractions_; }
+  /// The method used by the calls so far (exact until a call used the rollups).
+  StatisticsMethod method() const noexcept { return method_.value_or(StatisticsMethod::exact); }
+  /// The name of the statement running or last run, for error logs.
+  const char* statement() const noexcept { return statement_; }
+
+ private:
+  struct Accumulated;
+  std::vector<StatisticsGroup> exact_groups(std::int64_t start_us, std::int64_t end_us);
+  bool sketch_allowed(const ResolvedRange& range) const;
+  std::vector<Accumulated> sketch_pieces(const ResolvedRange& range, std::int64_t start_us,
+                                         std::int64_t end_us, bool group);
+
+  pqxx::transaction_base& tx_;
+  const StatisticsParams& params_;
+  std::uint64_t exact_max_rows_;
+  std::vector<double> fractions_;
+  std::optional<StatisticsMethod> method_;
+  const char* statement_ = "";
+};
+
+}  // namespace meshhook::bridge

@@ -1,0 +1,61 @@
+#include "meshhook/bridge/auth/token_set.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+namespace meshhook::bridge {
+namespace {
+
+std::array<std::uint8_t, 32> sha256(std::string_view data) {
+  std::array<std::uint8_t, 32> out{};
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+}  // namespace
+
+TokenSet::TokenSet(const std::vector<std::string>& hex_hashes) {
+  for (const auto& hex : hex_hashes) {
+    std::array<std::uint8_t, 32> h{};
+    bool ok = hex.size() == 64;
+    for (std::size_t i = 0; ok && i < 32; ++i) {
+      const int hi = hex_digit(hex[2 * i]);
+      const int lo = hex_digit(hex[2 * i + 1]);
+      ok = hi >= 0 && lo >= 0;
+      h[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+    }
+    if (!ok) throw std::invalid_argument("a token hash must be 64 lower-case hex digits");
+    hashes_.push_back(h);
+  }
+}
+
+bool TokenSet::matches(std::string_view token) const noexcept {
+  if (token.empty()) return false;
+  const auto h = sha256(token);
+  // Compare against every hash without stopping early, in constant time each.
+  int found = 0;
+  for (const auto& want : hashes_) found |= CRYPTO_memcmp(want.data(), h.data(), h.size()) == 0;
+  return found != 0;
+}
+
+std::string TokenSet::sha256_hex(std::string_view data) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto h = sha256(data);
+  std::string out;
+  for (auto b : h) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
+}
+
+}  // namespace meshhook::bridge

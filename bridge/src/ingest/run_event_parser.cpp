@@ -1,0 +1,220 @@
+#include "meshhook/bridge/ingest/run_event_parser.h"
+
+#include <simdjson.h>
+
+#include <cmath>
+#include <string>
+#include <unordered_set>
+
+namespace meshhook::bridge {
+
+struct RunEventParser::Impl {
+  simdjson::dom::parser parser;
+};
+
+RunEventParser::RunEventParser(RunEventParserOptions options)
+    : options_(options), impl_(new Impl) {}
+
+RunEventParser::~RunEventParser() { delete impl_; }
+
+namespace {
+
+// Largest duration accepted: 400 days, far beyond any workflow run and far from overflow.
+constexpr double kMaxDurationMs = 400.0 * 24 * 3600 * 1000;
+
+class ItemChecker {
+ public:
+  ItemChecker(long index, RunEventParseResult& result) : index_(index), result_(result) {}
+
+  void fail(std::string field, std::string reason) {
+    ok_ = false;
+    if (result_.errors.size() < RunEventParseResult::kMaxErrors) {
+      result_.errors.push_back({index_, std::move(field), std::move(reason)});
+    }
+  }
+
+  // A required or optional string member; nullopt when absent (or null, if optional).
+  std::optional<std::string_view> string(simdjson::dom::object obj, const char* field,
+                                         bool required) {
+    simdjson::dom::element el;
+    if (obj[field].get(el) != simdjson::SUCCESS || (!required && el.is_null())) {
+      if (required) fail(field, "is required");
+      return std::nullopt;
+    }
+    std::string_view s;
+    if (el.get(s) != simdjson::SUCCESS) {
+      fail(field, "must be a string");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  void uuid(simdjson::dom::object obj, const char* field, Uuid& out) {
+    if (auto s = string(obj, field, true)) {
+      if (auto u = Uuid::parse(*s)) {
+        out = *u;
+      } else {
+        fail(field, "must be a uuid (8-4-4-4-12 hexadecimal digits)");
+      }
+    }
+  }
+
+  std::optional<std::int64_t> timestamp(simdjson::dom::object obj, const char* field) {
+    auto s = string(obj, field, false);
+    if (!s) return std::nullopt;
+    auto us = parse_rfc3339_us(*s);
+    if (!us) {
+      fail(field, "must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00.250Z");
+      return std::nullopt;
+    }
+    if (*us < 0) {
+      fail(field, "must not be before 1970-01-01");
+      return std::nullopt;
+    }
+    return us;
+  }
+
+  bool ok() const noexcept { return ok_; }
+
+ private:
+  long index_;
+  RunEventParseResult& result_;
+  bool ok_ = true;
+};
+
+bool parse_item(simdjson::dom::element item, long index, std::int64_t now_us,
+                const RunEventParserOptions& options, RunEventParseResult& result,
+                RunEvent& event) {
+  ItemChecker check(index, result);
+  simdjson::dom::object obj;
+  if (item.get(obj) != simdjson::SUCCESS) {
+    check.fail("", "must be a JSON object");
+    return false;
+  }
+  check.uuid(obj, "run_id", event.run_id);
+  check.uuid(obj, "workflow_id", event.workflow_id);
+  check.uuid(obj, "project_id", event.project_id);
+
+  if (auto s = check.string(obj, "status", true)) {
+    if (auto st = parse_run_status(*s)) {
+      event.status = *st;
+    } else {
+      check.fail("status", "must be one of succeeded, failed, canceled, timeout");
+    }
+  }
+
+  if (auto name = check.string(obj, "workflow_name", false)) {
+    if (name->size() > options.max_workflow_name_length) {
+      check.fail("workflow_name",
+                 "must be at most " + std::to_string(options.max_workflow_name_length) + " bytes");
+    } else if (name->find('\0') != std::string_view::npos) {
+      // Postgres text cannot hold it; refused here rather than failing the write later.
+      check.fail("workflow_name", "must not contain the character U+0000");
+    } else {
+      event.workflow_name.assign(*name);
+    }
+  }
+
+  const std::size_t errors_before_times = result.errors.size();
+  const auto started = check.timestamp(obj, "started_at");
+  const auto finished = check.timestamp(obj, "finished_at");
+  std::optional<std::int64_t> duration_us;
+  simdjson::dom::element d;
+  if (obj["duration_ms"].get(d) == simdjson::SUCCESS && !d.is_null()) {
+    double ms;
+    if (d.get(ms) != simdjson::SUCCESS) {
+      check.fail("duration_ms", "must be a number");
+    } else if (!std::isfinite(ms) || ms < 0) {
+      check.fail("duration_ms", "must not be negative");
+    } else if (ms > kMaxDurationMs) {
+      check.fail("duration_ms", "must be at most 400 days");
+    } else {
+      duration_us = std::llround(ms * 1000.0);
+    }
+  }
+  // Combining the times only makes sense when each of them was readable.
+  if (result.errors.size() != errors_before_times) return false;
+
+  if (started && finished) {
+    if (*finished < *started) {
+      check.fail("finished_at", "must not be before started_at");
+    } else if (duration_us && std::llabs((*finished - *started) - *duration_us) > 1000) {
+      check.fail("duration_ms", "disagrees with finished_at - started_at");
+    }
+    event.started_at_us = *started;
+    event.finished_at_us = *finished;
+  } else if (duration_us) {
+    if (started) {
+      event.started_at_us = *started;
+      event.finished_at_us = *started + *duration_us;
+    } else {
+      event.finished_at_us = finished ? *finished : now_us;
+      event.started_at_us = event.finished_at_us - *duration_us;
+    }
+  } else if (started || finished) {
+    check.fail(started ? "finished_at" : "started_at",
+               "is required with " + std::string(started ? "started_at" : "finished_at") +
+                   " (or give duration_ms)");
+  } else {
+    check.fail("duration_ms", "is required unless started_at and finished_at are given");
+  }
+  return check.ok();
+}
+
+}  // namespace
+
+RunEventParseResult RunEventParser::parse(std::string_view body, std::int64_t now_us) {
+  RunEventParseResult result;
+  simdjson::dom::element root;
+  const simdjson::padded_string padded(body);
+  if (auto error = impl_->parser.parse(padded).get(root); error != simdjson::SUCCESS) {
+    result.errors.push_back(
+        {-1, "", std::string("the body is not valid JSON: ") + simdjson::error_message(error)});
+    return result;
+  }
+
+  simdjson::dom::array array;
+  const bool is_batch = root.get(array) == simdjson::SUCCESS;
+  const std::size_t n = is_batch ? array.size() : 1;
+  if (is_batch && n == 0) {
+    result.errors.push_back({-1, "", "the batch is empty"});
+    return result;
+  }
+  if (n > options_.max_batch) {
+    result.too_many = true;
+    result.errors.push_back({-1, "",
+                             "the batch has " + std::to_string(n) + " events; the limit is " +
+                                 std::to_string(options_.max_batch)});
+    return result;
+  }
+
+  result.events.resize(n);
+  bool all_ok = true;
+  auto check_one = [&](simdjson::dom::element item, long index) {
+    all_ok &= parse_item(item, is_batch ? index : 0, now_us, options_, result,
+                         result.events[static_cast<std::size_t>(index)]);
+  };
+  if (is_batch) {
+    long index = 0;
+    for (simdjson::dom::element item : array) check_one(item, index++);
+  } else {
+    check_one(root, 0);
+  }
+
+  if (all_ok && n > 1) {
+    // A run reported twice in one request would be counted twice by the histograms.
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& b = result.events[i].run_id.bytes;
+      if (!seen.emplace(reinterpret_cast<const char*>(b.data()), b.size()).second) {
+        all_ok = false;
+        result.errors.push_back({static_cast<long>(i), "run_id", "appears twice in this batch"});
+      }
+    }
+  }
+  if (!all_ok) result.events.clear();
+  return result;
+}
+
+}  // namespace meshhook::bridge

@@ -1,0 +1,331 @@
+#include "meshhook/bridge/statistics/statistics_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "meshhook/bridge/statistics/execution_time_sketch.h"
+
+namespace meshhook::bridge {
+namespace {
+
+using nlohmann::json;
+
+// Whole numbers print as integers (50, not 50.0): milliseconds of min and max, percentiles.
+json number(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9e15) {
+    return json(static_cast<std::int64_t>(v));
+  }
+  return json(v);
+}
+
+json nullable(const std::optional<double>& v) { return v ? number(*v) : json(nullptr); }
+
+HttpResponse invalid(const std::vector<ParameterError>& errors) {
+  json details = json::array();
+  std::string message;
+  for (const auto& e : errors) {
+    details.push_back({{"parameter", e.parameter}, {"reason", e.reason}});
+    if (!message.empty()) message += "; ";
+    message += e.parameter + ": " + e.reason;
+  }
+  HttpResponse r;
+  r.status = 400;
+  r.body = json{{"error", "invalid_parameter"}, {"message", message}, {"details", details}}.dump();
+  return r;
+}
+
+json filters_json(const StatisticsParams& p, const ResolvedRange& range) {
+  json percentiles = json::array();
+  for (double v : p.percentiles) percentiles.push_back(number(v));
+  return {{"workflow_ids", p.workflow_ids},
+          {"start", format_rfc3339_utc(range.start_us)},
+          {"end", format_rfc3339_utc(range.end_us)},
+          {"tz", p.tz},
+          {"statuses", p.statuses},
+          {"percentiles", percentiles},
+          {"group_by", to_string(p.group_by)},
+          {"exact", p.exact ? json(*p.exact) : json(nullptr)}};
+}
+
+std::optional<double> percentile(const StatisticsGroup& g, const std::vector<double>& fractions,
+                                 double fraction) {
+  for (std::size_t i = 0; i < fractions.size(); ++i) {
+    if (fractions[i] == fraction) return g.percentiles[i];
+  }
+  return std::nullopt;
+}
+
+using WorkflowNames = std::map<std::string, std::string, std::less<>>;
+
+json group_json(const StatisticsGroup& g, const StatisticsParams& p,
+                const std::vector<double>& fractions, const WorkflowNames& names) {
+  json percentiles = json::object();
+  for (double v : p.percentiles) {
+    percentiles[percentile_key(v)] = nullable(percentile(g, fractions, v / 100.0));
+  }
+  const auto name = g.workflow_id ? names.find(*g.workflow_id) : names.end();
+  return {{"workflow_id", g.workflow_id ? json(*g.workflow_id) : json(nullptr)},
+          {"workflow_name", name != names.end() ? json(name->second) : json(nullptr)},
+          {"status", g.status ? json(*g.status) : json(nullptr)},
+          {"bucket_start",
+           g.bucket_start_us ? json(format_rfc3339_utc(*g.bucket_start_us)) : json(nullptr)},
+          {"count", g.count},
+          {"avg", nullable(g.avg)},
+          {"min", nullable(g.min)},
+          {"max", nullable(g.max)},
+          {"median", nullable(percentile(g, fractions, 0.5))},
+          {"p95", nullable(percentile(g, fractions, 0.95))},
+          {"p99", nullable(percentile(g, fractions, 0.99))},
+          {"percentiles", percentiles}};
+}
+
+// The names of the workflows among the groups, as far as the caller may see them (the
+// table has the same row level security as the runs).
+WorkflowNames workflow_names(pqxx::transaction_base& tx, const std::vector<StatisticsGroup>& groups,
+                             const std::vector<StatisticsGroup>& previous) {
+  std::string ids = "{";
+  for (const auto* list : {&groups, &previous}) {
+    for (const auto& g : *list) {
+      if (!g.workflow_id) continue;
+      if (ids.size() > 1) ids += ',';
+      ids += *g.workflow_id;  // canonical uuids from the database
+    }
+  }
+  ids += '}';
+  WorkflowNames out;
+  if (ids.size() == 2) return out;
+  static const std::string kName = "statistics_workflow_names";
+  tx.conn().prepare(kName,
+                    "select workflow_id::text, name from execution_time_workflows"
+                    " where workflow_id = any($1::uuid[])");
+  for (const auto& row : tx.exec_prepared(kName, ids)) {
+    out.emplace(row[0].c_str(), row[1].c_str());
+  }
+  return out;
+}
+
+json change(const std::optional<double>& now, const std::optional<double>& before) {
+  if (!now || !before || *before == 0) return nullptr;
+  return std::round((*now - *before) / *before * 100.0 * 100.0) / 100.0;
+}
+
+json change_json(const StatisticsGroup& now, const StatisticsGroup& before,
+                 const std::vector<double>& fractions) {
+  auto count = [](const StatisticsGroup& g) {
+    return std::optional<double>(static_cast<double>(g.count));
+  };
+  return {{"count", change(count(now), count(before))},
+          {"avg", change(now.avg, before.avg)},
+          {"median", change(percentile(now, fractions, 0.5), percentile(before, fractions, 0.5))},
+          {"p95", change(percentile(now, fractions, 0.95), percentile(before, fractions, 0.95))},
+          {"p99", change(percentile(now, fractions, 0.99), percentile(before, fractions, 0.99))}};
+}
+
+bool is_data_error(const std::string& sqlstate) {
+  return sqlstate.size() == 5 && (sqlstate.starts_with("22") || sqlstate.starts_with("23"));
+}
+
+}  // namespace
+
+StatisticsApi::StatisticsApi(ConnectionPool& pool, StatisticsApiOptions options)
+    : pool_(pool), options_(std::move(options)) {}
+
+void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims) const {
+  static const std::string kName = "statistics_as_caller";
+  tx.conn().prepare(
+      kName,
+      "select set_config('request.jwt.claims', $1, true),"
+      " set_config('request.jwt.claim.sub', $2, true),"
+      " set_config('statement_timeout', $3, true),"
+      // Unconditional: serve needs the current schema, which has the role (migration 0004),
+      // and without it the query must fail rather than run as the owner, who sees every tenant.
+      " set_config('role', 'meshhook_stats_reader', true)");
+  tx.exec_prepared(kName, claims.claims_json, claims.subject,
+                   std::to_string(options_.statement_timeout_ms));
+}
+
+bool StatisticsApi::may_read_project(const TenantClaims& claims, std::string_view project_id) {
+  auto lease = pool_.acquire();
+  try {
+    pqxx::read_transaction tx(lease.connection());
+    act_as_caller(tx, claims);
+    // The function the row level security policies use decides, not the C++.
+    const auto row = tx.exec_params1(
+        "select $1::uuid in (select meshhook_stats_caller_project_ids())", std::string(project_id));
+    const bool may = row[0].as<bool>();
+    tx.commit();
+    return may;
+  } catch (const pqxx::broken_connection&) {
+    lease.discard();
+    throw;
+  }
+}
+
+HttpResponse StatisticsApi::handle(const HttpRequest& request, const TenantClaims& claims) {
+  if (request.method != "GET" && request.method != "HEAD") {
+    auto r = json_error(405, "method_not_allowed", "use GET");
+    r.headers.emplace_back("Allow", "GET");
+    return r;
+  }
+  if (request.path == options_.base_path) return run(request, claims, false);
+  if (request.path == options_.base_path + "/histogram") return run(request, claims, true);
+  return json_error(404, "not_found", "no such statistics resource");
+}
+
+HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& claims,
+                                bool histogram) {
+  auto parsed = parse_statistics_params(request.query);
+  if (!parsed.ok()) return invalid(parsed.errors);
+  const auto& params = parsed.params;
+
+  std::optional<ConnectionPool::Lease> lease;
+  const char* statement = "statistics_connect";
+  try {
+    lease.emplace(pool_.acquire());
+    statement = "statistics_begin";
+    std::vector<ParameterError> errors;
+    std::optional<ResolvedRange> range;
+    std::vector<StatisticsGroup> groups;
+    std::vector<StatisticsGroup> previous;
+    std::vector<HistogramBucket> buckets;
+    std::vector<double> fractions;
+    StatisticsMethod method = StatisticsMethod::exact;
+    WorkflowNames names;
+    {
+      pqxx::read_transaction tx(lease->connection());
+      statement = "statistics_as_caller";
+      // As the caller: their claims for RLS (auth.uid() reads request.jwt.claims), and the
+      // reader role.
+      act_as_caller(tx, claims);
+      StatisticsQuery query(tx, params, options_.exact_max_rows);
+      try {
+        range = query.resolve(errors);
+        if (range && histogram) {
+          buckets = query.histogram(*range);
+        } else if (range) {
+          groups = query.groups(*range, range->start_us, range->end_us);
+          if (params.compare_previous) {
+            const std::int64_t length = range->end_us - range->start_us;
+            previous = query.groups(*range, range->start_us - length, range->start_us);
+          }
+        }
+      } catch (...) {
+        statement = query.statement();
+        throw;
+      }
+      fractions = query.fractions();
+      method = query.method();
+      if (range && !histogram && params.group_by == GroupBy::workflow) {
+        statement = "statistics_workflow_names";
+        names = workflow_names(tx, groups, previous);
+      }
+      if (range) tx.commit();
+    }
+    lease.reset();  // the connection is free before the JSON is built
+    if (!range) return invalid(errors);
+
+    json body;
+    body["filters"] = filters_json(params, *range);
+    body["unit"] = "ms";
+    body["accuracy"] = {
+        {"method", method == StatisticsMethod::exact ? "exact" : "sketch"},
+        {"max_relative_error",
+         method == StatisticsMethod::exact ? 0.0 : ExecutionTimeSketch::kRelativeAccuracy}};
+    if (histogram) {
+      std::uint64_t total = 0;
+      json out = json::array();
+      for (const auto& b : buckets) {
+        total += b.count;
+        out.push_back({{"lower", number(b.lower)},
+                       {"upper", b.upper ? number(*b.upper) : json(nullptr)},
+                       {"count", b.count}});
+      }
+      body["count"] = total;
+      body["buckets"] = std::move(out);
+    } else {
+      const std::int64_t length = range->end_us - range->start_us;
+      const auto total = groups.size();
+      const auto first = std::min<std::uint64_t>(params.offset, total);
+      const auto last =
+          std::min<std::uint64_t>(first + static_cast<std::uint64_t>(params.limit), total);
+      const bool keyed = params.group_by == GroupBy::workflow || params.group_by == GroupBy::status;
+      std::map<std::string, const StatisticsGroup*> previous_by_key;
+      for (const auto& g : previous) {
+        previous_by_key[g.workflow_id.value_or("") + "|" + g.status.value_or("")] = &g;
+      }
+      // The earlier period's group to compare with: the same workflow or status, or for time
+      // groupings the bucket that starts one period length earlier.
+      auto match = [&](std::size_t i) -> const StatisticsGroup* {
+        if (keyed) {
+          auto it = previous_by_key.find(groups[i].workflow_id.value_or("") + "|" +
+                                         groups[i].status.value_or(""));
+          return it == previous_by_key.end() ? nullptr : it->second;
+        }
+        for (const auto& g : previous) {
+          if (g.bucket_start_us && groups[i].bucket_start_us &&
+              *g.bucket_start_us == *groups[i].bucket_start_us - length) {
+            return &g;
+          }
+        }
+        return nullptr;
+      };
+
+      json out = json::array();
+      json previous_out = json::array();
+      for (auto i = first; i < last; ++i) {
+        auto g = group_json(groups[i], params, fractions, names);
+        if (params.compare_previous && params.group_by != GroupBy::none) {
+          const auto* before = match(i);
+          g["change_percent"] = before ? change_json(groups[i], *before, fractions) : json(nullptr);
+          if (before) previous_out.push_back(group_json(*before, params, fractions, names));
+        }
+        out.push_back(std::move(g));
+      }
+      body["groups"] = std::move(out);
+      body["previous"] = nullptr;
+      body["change_percent"] = nullptr;
+      if (params.compare_previous) {
+        if (params.group_by == GroupBy::none) {
+          previous_out = json::array({group_json(previous.front(), params, fractions, names)});
+          body["change_percent"] = change_json(groups.front(), previous.front(), fractions);
+        }
+        body["previous"] = {{"start", format_rfc3339_utc(range->start_us - length)},
+                            {"end", format_rfc3339_utc(range->start_us)},
+                            {"groups", std::move(previous_out)}};
+      }
+      body["next_cursor"] = last < total ? json(encode_statistics_cursor(last)) : json(nullptr);
+    }
+    HttpResponse r;
+    r.body = request.method == "HEAD" ? std::string() : body.dump();
+    r.headers.emplace_back("Cache-Control", "private, no-store");
+    return r;
+  } catch (const ConnectionPoolTimeout&) {
+    spdlog::warn("statistics: every database connection is busy");
+    auto r = json_error(503, "busy", "the statistics service is busy; retry shortly");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  } catch (const pqxx::broken_connection&) {
+    if (lease) lease->discard();
+    spdlog::warn("statistics: lost the database connection during {}", statement);
+    auto r = json_error(503, "database_unavailable", "the database is unreachable; retry later");
+    r.headers.emplace_back("Retry-After", "5");
+    return r;
+  } catch (const pqxx::sql_error& e) {
+    // Never the message: Postgres quotes values in it.
+    spdlog::warn("statistics: statement {} failed with SQLSTATE {}", statement, e.sqlstate());
+    if (is_data_error(e.sqlstate())) {
+      return json_error(400, "invalid_parameter", "the database rejected a parameter value");
+    }
+    return json_error(500, "internal_error", "the statistics query failed");
+  } catch (const std::exception&) {
+    if (lease) lease->discard();
+    spdlog::error("statistics: unexpected failure during {}", statement);
+    return json_error(500, "internal_error", "the statistics query failed");
+  }
+}
+
+}  // namespace meshhook::bridge

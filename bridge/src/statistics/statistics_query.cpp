@@ -1,0 +1,502 @@
+#include "meshhook/bridge/statistics/statistics_query.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <pqxx/pqxx>
+#include <tuple>
+
+#include "meshhook/bridge/statistics/execution_time_sketch.h"
+
+namespace meshhook::bridge {
+namespace {
+
+constexpr std::int64_t kHourUs = 3600LL * 1000000;
+constexpr std::int64_t kDayUs = 24 * kHourUs;
+
+std::int64_t floor_to(std::int64_t t, std::int64_t unit) {
+  std::int64_t q = t / unit;
+  if (t % unit != 0 && t < 0) --q;
+  return q * unit;
+}
+std::int64_t ceil_to(std::int64_t t, std::int64_t unit) {
+  const std::int64_t f = floor_to(t, unit);
+  return f == t ? t : f + unit;
+}
+
+// Postgres array literals of values that were validated (uuids, statuses) or are numbers.
+std::optional<std::string> array_literal(const std::vector<std::string>& items) {
+  if (items.empty()) return std::nullopt;
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += items[i];
+  }
+  return out + "}";
+}
+
+std::string number(double v) {
+  char buffer[32];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
+  return ec == std::errc{} ? std::string(buffer, end) : std::to_string(v);
+}
+
+const char* c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+
+// The date_trunc unit of a time grouping (its parameter value is Postgres's unit name).
+std::optional<std::string> trunc_unit(GroupBy g) {
+  if (g == GroupBy::hour || g == GroupBy::day || g == GroupBy::week) {
+    return std::string(to_string(g));
+  }
+  return std::nullopt;
+}
+
+bool is_time_grouping(GroupBy g) { return trunc_unit(g).has_value(); }
+
+bool is_utc_name(const std::string& tz) {
+  static constexpr std::array<std::string_view, 18> kUtc = {
+      "UTC",       "Etc/UTC",   "Etc/UCT", "UCT",     "Etc/Universal", "Universal",
+      "Etc/Zulu",  "Zulu",      "GMT",     "Etc/GMT", "GMT0",          "Etc/GMT0",
+      "Etc/GMT+0", "Etc/GMT-0", "GMT+0",   "GMT-0",   "Greenwich",     "Etc/Greenwich"};
+  return std::find(kUtc.begin(), kUtc.end(), tz) != kUtc.end();
+}
+
+std::int64_t as_int64(const pqxx::field& f) {
+  std::int64_t v = 0;
+  const char* s = f.c_str();
+  std::from_chars(s, s + f.size(), v);
+  return v;
+}
+
+std::vector<double> parse_float_array(std::string_view text) {
+  std::vector<double> out;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    if (*p == '{' || *p == '}' || *p == ',') {
+      ++p;
+      continue;
+    }
+    double v = 0;
+    auto [next, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc{} || next == p) break;
+    out.push_back(v);
+    p = next;
+  }
+  return out;
+}
+
+// 0, 1, 2, 5, 10, 20, 50, ... 5e10, 1e11 (ms): readable log-spaced chart edges.
+const std::vector<std::int64_t>& histogram_edges() {
+  static const std::vector<std::int64_t> edges = [] {
+    std::vector<std::int64_t> e{0};
+    for (std::int64_t decade = 1; decade <= 10'000'000'000LL; decade *= 10) {
+      e.push_back(decade);
+      e.push_back(2 * decade);
+      e.push_back(5 * decade);
+    }
+    e.push_back(100'000'000'000LL);
+    return e;
+  }();
+  return edges;
+}
+
+std::string edges_literal() {
+  std::string out = "{";
+  for (auto e : histogram_edges()) {
+    if (out.size() > 1) out += ',';
+    out += std::to_string(e);
+  }
+  return out + "}";
+}
+
+// Every statement comes in four shapes, by which filters the request has: $1 workflow ids
+// (null: all the caller may see), $2 statuses (null: every status). One SQL text per shape,
+// rather than "$1 is null or ...", lets one prepared statement's generic plan use the index
+// for every request of that shape, so each connection plans it once. An absent filter's
+// parameter is still referenced ("$1 is null", true) so that its type is known.
+enum Shape : unsigned { kAll = 0, kWorkflows = 1, kStatuses = 2, kShapes = 4 };
+
+std::string row_filter(unsigned shape) {
+  return std::string(shape & kWorkflows ? "workflow_id = any($1::uuid[])" : "$1::uuid[] is null") +
+         " and " + (shape & kStatuses ? "status = any($2::text[])" : "$2::text[] is null");
+}
+
+// A statement in its four shapes: make(shape) builds the text; name() is the prepared name.
+struct ShapedStatement {
+  std::string name;
+  std::array<std::string, kShapes> text;
+
+  template <typename Make>
+  ShapedStatement(std::string n, Make make) : name(std::move(n)) {
+    for (unsigned shape = 0; shape < kShapes; ++shape) text[shape] = make(shape);
+  }
+  std::string prepared_name(unsigned shape) const { return name + "_" + std::to_string(shape); }
+};
+
+const std::string kResolveSql = R"sql(
+with bounds as (
+  select coalesce(timestamptz 'epoch' + $3::bigint * interval '1 microsecond',
+                  ($4::date)::timestamp at time zone $5::text,
+                  now()) as e
+), resolved as (
+  select coalesce(timestamptz 'epoch' + $1::bigint * interval '1 microsecond',
+                  ($2::date)::timestamp at time zone $5::text,
+                  e - $6::int * interval '1 day') as s, e
+  from bounds
+)
+select (extract(epoch from s) * 1000000)::bigint,
+       (extract(epoch from e) * 1000000)::bigint,
+       extract(epoch from (s at time zone $5::text) - (s at time zone 'UTC'))::bigint,
+       extract(epoch from (e at time zone $5::text) - (e at time zone 'UTC'))::bigint
+from resolved)sql";
+
+// The bucket of a timestamp column in tz: $9 unit (null: no time grouping), $10 tz.
+std::string time_bucket(const char* column) {
+  return std::string(
+             "case when $9::text is null then null else (extract(epoch from date_trunc("
+             "$9::text, ") +
+         column + ", $10::text)) * 1000000)::bigint end";
+}
+
+// Pieces of the range [$3, $4): daily rollups for [$7, $8), hourly for [$5, $7) and
+// [$8, $6), rows for [$3, $5) and [$6, $4). Every branch is one index range.
+std::string rollup_branch(unsigned shape, const char* table, const char* from, const char* to) {
+  return std::string("select workflow_id::text, status, ") + time_bucket("bucket_start") +
+         ", run_count, sum_ms, min_ms, max_ms, zero_count, sketch::text from " + table + " where " +
+         row_filter(shape) + " and bucket_start >= " + from + "::timestamptz and bucket_start < " +
+         to + "::timestamptz";
+}
+std::string row_branch(unsigned shape, const char* from, const char* to) {
+  return "select workflow_id::text, status, " + time_bucket("finished_at") +
+         ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null"
+         " from execution_time_statistics where " +
+         row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
+         to + "::timestamptz";
+}
+const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
+  return rollup_branch(shape, "execution_time_rollups_daily", "$7", "$8") + " union all " +
+         rollup_branch(shape, "execution_time_rollups", "$5", "$7") + " union all " +
+         rollup_branch(shape, "execution_time_rollups", "$8", "$6") + " union all " +
+         row_branch(shape, "$3", "$5") + " union all " + row_branch(shape, "$6", "$4");
+});
+
+// Exact: percentile_cont over the rows. $5 unit, $6 tz, $7 group_by, $8 fractions.
+const ShapedStatement kExact("statistics_exact", [](unsigned shape) {
+  return "select case when $7::text = 'workflow' then workflow_id::text end,"
+         " case when $7::text = 'status' then status end,"
+         " case when $5::text is null then null else (extract(epoch from date_trunc($5::text,"
+         " finished_at, $6::text)) * 1000000)::bigint end,"
+         " count(*), sum(execution_time_ms), min(execution_time_ms), max(execution_time_ms),"
+         " percentile_cont($8::float8[]) within group (order by execution_time_ms)"
+         " from execution_time_statistics where " +
+         row_filter(shape) +
+         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz"
+         " group by 1, 2, 3";
+});
+
+const ShapedStatement kExactHistogram("statistics_exact_histogram", [](unsigned shape) {
+  return "select width_bucket(execution_time_ms, $5::bigint[]), count(*)"
+         " from execution_time_statistics where " +
+         row_filter(shape) +
+         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz group by 1";
+});
+
+// The filters of a request as statement parameters, and the shape they make.
+struct Filters {
+  std::optional<std::string> workflows;
+  std::optional<std::string> statuses;
+  unsigned shape = kAll;
+};
+Filters filters_of(const StatisticsParams& p) {
+  Filters f{array_literal(p.workflow_ids),
+            p.statuses.size() == 4 ? std::nullopt : array_literal(p.statuses)};
+  f.shape = (f.workflows ? kWorkflows : 0u) | (f.statuses ? kStatuses : 0u);
+  return f;
+}
+
+// Registers the statement on this connection (a no-op once it is; Postgres prepares it on
+// first use) and returns the name to execute.
+std::string prepared(pqxx::transaction_base& tx, const ShapedStatement& statement, unsigned shape) {
+  auto name = statement.prepared_name(shape);
+  tx.conn().prepare(name, statement.text[shape]);
+  return name;
+}
+std::string prepared(pqxx::transaction_base& tx, const std::string& name, const std::string& text) {
+  tx.conn().prepare(name, text);
+  return name;
+}
+
+double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+}  // namespace
+
+struct StatisticsQuery::Accumulated {
+  std::optional<std::string> workflow_id;
+  std::optional<std::string> status;
+  std::optional<std::int64_t> bucket_start_us;
+  std::uint64_t count = 0;
+  std::int64_t sum = 0;
+  std::int64_t min = std::numeric_limits<std::int64_t>::max();
+  std::int64_t max = std::numeric_limits<std::int64_t>::min();
+  ExecutionTimeSketch sketch;
+};
+
+StatisticsQuery::StatisticsQuery(pqxx::transaction_base& tx, const StatisticsParams& params,
+                                 std::uint64_t exact_max_rows)
+    : tx_(tx), params_(params), exact_max_rows_(exact_max_rows) {
+  for (double p : params.percentiles) fractions_.push_back(p / 100.0);
+  for (double f : {0.5, 0.95, 0.99}) fractions_.push_back(f);
+  std::sort(fractions_.begin(), fractions_.end());
+  fractions_.erase(std::unique(fractions_.begin(), fractions_.end()), fractions_.end());
+}
+
+std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError>& errors) {
+  auto instant = [](const DateBound& b) -> std::optional<std::string> {
+    if (!b.instant_us) return std::nullopt;
+    return std::to_string(*b.instant_us);
+  };
+  const auto start_us = instant(params_.start);
+  const auto end_us = instant(params_.end);
+  statement_ = "statistics_resolve_range";
+  ResolvedRange r;
+  try {
+    // An error here aborts the transaction; the request ends with it.
+    auto row = tx_.exec_prepared1(prepared(tx_, statement_, kResolveSql), c_str(start_us),
+                                  c_str(params_.start.date), c_str(end_us), c_str(params_.end.date),
+                                  params_.tz, StatisticsParams::kDefaultRangeDays);
+    r.start_us = as_int64(row[0]);
+    r.end_us = as_int64(row[1]);
+    r.tz_whole_hours = as_int64(row[2]) % 3600 == 0 && as_int64(row[3]) % 3600 == 0;
+  } catch (const pqxx::sql_error& e) {
+    // 22023: time zone not recognized; other class 22: a date out of range in that zone.
+    if (e.sqlstate() == "22023") {
+      errors.push_back({"tz", "not a time zone Postgres knows"});
+      return std::nullopt;
+    }
+    if (e.sqlstate().starts_with("22")) {
+      errors.push_back({params_.start.date ? "start_date" : "end_date", "out of range"});
+      return std::nullopt;
+    }
+    throw;
+  }
+  r.tz_is_utc = is_utc_name(params_.tz);
+  if (r.end_us <= r.start_us) {
+    errors.push_back({params_.end.given() ? "end_date" : "start_date",
+                      params_.end.given() ? "must be later than start_date"
+                                          : "must be earlier than now (the default end_date)"});
+    return std::nullopt;
+  }
+  if (r.end_us - r.start_us > std::int64_t{StatisticsParams::kMaxRangeDays} * kDayUs) {
+    errors.push_back({"end_date", "the range is longer than " +
+                                      std::to_string(StatisticsParams::kMaxRangeDays) + " days"});
+    return std::nullopt;
+  }
+  return r;
+}
+
+bool StatisticsQuery::sketch_allowed(const ResolvedRange& range) const {
+  // Hourly pieces nest in tz hours, days and weeks only when tz is a whole number of hours
+  // from UTC; otherwise only the rows can say which bucket a run belongs to.
+  return !is_time_grouping(params_.group_by) || range.tz_whole_hours;
+}
+
+std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const ResolvedRange& range,
+                                                                         std::int64_t start_us,
+                                                                         std::int64_t end_us,
+                                                                         bool group) {
+  std::int64_t h0 = ceil_to(start_us, kHourUs);
+  std::int64_t h1 = floor_to(end_us, kHourUs);
+  if (h0 > h1) h0 = h1 = start_us;  // within one hour: rows only
+  const bool time_group = group && is_time_grouping(params_.group_by);
+  const bool daily = !time_group || range.tz_is_utc;
+  std::int64_t d0 = ceil_to(h0, kDayUs);
+  std::int64_t d1 = floor_to(h1, kDayUs);
+  if (!daily || d0 >= d1) d0 = d1 = h0;
+
+  const auto unit = time_group ? trunc_unit(params_.group_by) : std::nullopt;
+  statement_ = kPieces.name.c_str();
+  const auto f = filters_of(params_);
+  auto result =
+      tx_.exec_prepared(prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
+                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
+                        format_rfc3339_utc(h0), format_rfc3339_utc(h1), format_rfc3339_utc(d0),
+                        format_rfc3339_utc(d1), c_str(unit), params_.tz);
+
+  // Keyed by what the grouping needs: workflow, status or bucket.
+  std::map<std::tuple<std::string, std::string, std::int64_t>, Accumulated> by_key;
+  const auto g = group ? params_.group_by : GroupBy::none;
+  for (const auto& row : result) {
+    std::tuple<std::string, std::string, std::int64_t> key;
+    if (g == GroupBy::workflow) std::get<0>(key) = row[0].c_str();
+    if (g == GroupBy::status) std::get<1>(key) = row[1].c_str();
+    if (time_group) std::get<2>(key) = as_int64(row[2]);
+    auto [it, inserted] = by_key.try_emplace(key);
+    auto& acc = it->second;
+    if (inserted) {
+      if (g == GroupBy::workflow) acc.workflow_id = std::get<0>(key);
+      if (g == GroupBy::status) acc.status = std::get<1>(key);
+      if (time_group) acc.bucket_start_us = std::get<2>(key);
+    }
+    const auto n = static_cast<std::uint64_t>(as_int64(row[3]));
+    acc.count += n;
+    acc.sum += as_int64(row[4]);
+    acc.min = std::min(acc.min, as_int64(row[5]));
+    acc.max = std::max(acc.max, as_int64(row[6]));
+    if (row[8].is_null()) {
+      acc.sketch.add(as_int64(row[5]), n);
+    } else {
+      acc.sketch.add_zeros(static_cast<std::uint64_t>(as_int64(row[7])));
+      acc.sketch.add_pg_text(std::string_view(row[8].c_str(), row[8].size()));
+    }
+  }
+  std::vector<Accumulated> out;
+  out.reserve(by_key.size());
+  for (auto& [key, acc] : by_key) out.push_back(std::move(acc));
+  return out;
+}
+
+std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us,
+                                                           std::int64_t end_us) {
+  std::string fractions = "{";
+  for (std::size_t i = 0; i < fractions_.size(); ++i) {
+    if (i) fractions += ',';
+    fractions += number(fractions_[i]);
+  }
+  fractions += '}';
+  const auto unit = trunc_unit(params_.group_by);
+  statement_ = kExact.name.c_str();
+  const auto f = filters_of(params_);
+  auto result =
+      tx_.exec_prepared(prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
+                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit),
+                        params_.tz, std::string(to_string(params_.group_by)), fractions);
+  std::vector<StatisticsGroup> out;
+  for (const auto& row : result) {
+    StatisticsGroup g;
+    if (!row[0].is_null()) g.workflow_id = row[0].c_str();
+    if (!row[1].is_null()) g.status = row[1].c_str();
+    if (!row[2].is_null()) g.bucket_start_us = as_int64(row[2]);
+    g.count = static_cast<std::uint64_t>(as_int64(row[3]));
+    g.avg = round3(static_cast<double>(as_int64(row[4])) / static_cast<double>(g.count));
+    g.min = static_cast<double>(as_int64(row[5]));
+    g.max = static_cast<double>(as_int64(row[6]));
+    for (double v : parse_float_array(std::string_view(row[7].c_str(), row[7].size()))) {
+      g.percentiles.emplace_back(round3(v));
+    }
+    g.percentiles.resize(fractions_.size());
+    out.push_back(std::move(g));
+  }
+  std::sort(out.begin(), out.end(), [](const StatisticsGroup& a, const StatisticsGroup& b) {
+    return std::tie(a.workflow_id, a.status, a.bucket_start_us) <
+           std::tie(b.workflow_id, b.status, b.bucket_start_us);
+  });
+  return out;
+}
+
+std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
+                                                     std::int64_t start_us, std::int64_t end_us) {
+  std::vector<StatisticsGroup> out;
+  const bool want_exact =
+      params_.exact.value_or(false) || !sketch_allowed(range) || method_ == StatisticsMethod::exact;
+  if (want_exact) {
+    method_ = StatisticsMethod::exact;
+    out = exact_groups(start_us, end_us);
+  } else {
+    auto pieces = sketch_pieces(range, start_us, end_us, true);
+    std::uint64_t total = 0;
+    for (const auto& p : pieces) total += p.count;
+    if (!method_ && !params_.exact.has_value() && total <= exact_max_rows_) {
+      // Small enough to answer exactly from the rows.
+      method_ = StatisticsMethod::exact;
+      out = exact_groups(start_us, end_us);
+    } else {
+      method_ = StatisticsMethod::sketch;
+      for (auto& p : pieces) {
+        StatisticsGroup g;
+        g.workflow_id = std::move(p.workflow_id);
+        g.status = std::move(p.status);
+        g.bucket_start_us = p.bucket_start_us;
+        g.count = p.count;
+        if (p.count > 0) {
+          g.avg = round3(static_cast<double>(p.sum) / static_cast<double>(p.count));
+          g.min = static_cast<double>(p.min);
+          g.max = static_cast<double>(p.max);
+          for (double f : fractions_) {
+            // Clamped to the exact min and max, which only moves the answer closer.
+            const double v = std::clamp(p.sketch.percentile_cont(f), *g.min, *g.max);
+            g.percentiles.emplace_back(round3(v));
+          }
+        }
+        out.push_back(std::move(g));
+      }
+    }
+  }
+  if (params_.group_by == GroupBy::none && out.empty()) {
+    StatisticsGroup empty;
+    empty.percentiles.resize(fractions_.size());
+    out.push_back(std::move(empty));
+  }
+  for (auto& g : out) g.percentiles.resize(fractions_.size());
+  return out;
+}
+
+std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& range) {
+  const auto& edges = histogram_edges();
+  std::vector<std::uint64_t> counts(edges.size(), 0);  // counts[k]: [edges[k], edges[k+1])
+  bool exact = params_.exact.value_or(false);
+  std::vector<Accumulated> pieces;
+  if (!exact) {
+    pieces = sketch_pieces(range, range.start_us, range.end_us, false);
+    std::uint64_t total = 0;
+    for (const auto& p : pieces) total += p.count;
+    exact = !params_.exact.has_value() && total <= exact_max_rows_;
+  }
+  if (exact) {
+    method_ = StatisticsMethod::exact;
+    statement_ = kExactHistogram.name.c_str();
+    const auto f = filters_of(params_);
+    auto result = tx_.exec_prepared(prepared(tx_, kExactHistogram, f.shape), c_str(f.workflows),
+                                    c_str(f.statuses), format_rfc3339_utc(range.start_us),
+                                    format_rfc3339_utc(range.end_us), edges_literal());
+    for (const auto& row : result) {
+      const auto k = as_int64(row[0]);  // 1-based; values are >= edges[0] = 0
+      if (k >= 1)
+        counts[static_cast<std::size_t>(k - 1)] += static_cast<std::uint64_t>(as_int64(row[1]));
+    }
+  } else {
+    method_ = StatisticsMethod::sketch;
+    for (const auto& p : pieces) {
+      counts[0] += p.sketch.zeros();
+      p.sketch.for_each_bucket([&](int index, std::uint64_t n) {
+        const double v = ExecutionTimeSketch::value_of(index);
+        auto it = std::upper_bound(edges.begin(), edges.end(), v, [](double x, std::int64_t e) {
+          return x < static_cast<double>(e);
+        });
+        counts[static_cast<std::size_t>(std::max<std::ptrdiff_t>(0, (it - edges.begin()) - 1))] +=
+            n;
+      });
+    }
+  }
+  std::vector<HistogramBucket> out;
+  std::size_t first = counts.size(), last = 0;
+  for (std::size_t k = 0; k < counts.size(); ++k) {
+    if (counts[k] != 0) {
+      first = std::min(first, k);
+      last = k;
+    }
+  }
+  for (std::size_t k = first; k <= last && first < counts.size(); ++k) {
+    HistogramBucket b;
+    b.lower = static_cast<double>(edges[k]);
+    if (k + 1 < edges.size()) b.upper = static_cast<double>(edges[k + 1]);
+    b.count = counts[k];
+    out.push_back(b);
+  }
+  return out;
+}
+
+}  // namespace meshhook::bridge

@@ -1,0 +1,351 @@
+#include "meshhook/bridge/storage/batch_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <pqxx/pqxx>
+#include <random>
+#include <tuple>
+
+#include "detail/conninfo.h"
+#include "meshhook/bridge/storage/migrations.h"
+
+namespace meshhook::bridge {
+namespace {
+
+constexpr const char* kIncomingTable = "meshhook_stats_incoming";
+
+// Per connection: rows arrive here by COPY and leave at commit.
+constexpr const char* kCreateIncoming = R"sql(
+create temporary table if not exists meshhook_stats_incoming (
+    run_id      uuid   not null,
+    project_id  uuid   not null,
+    workflow_id uuid   not null,
+    status      text   not null,
+    started_us  bigint not null,
+    finished_us bigint not null,
+    workflow_name text not null default ''
+) on commit delete rows)sql";
+
+// Times travel as Unix microseconds and become timestamptz by exact integer arithmetic.
+// execution_time_ms: microseconds rounded half up; a negative duration (clock skew at the
+// producer) is stored as 0 rather than failing the batch.
+constexpr const char* kInsertIncoming = R"sql(
+insert into execution_time_statistics
+    (run_id, project_id, workflow_id, status, started_at, finished_at, execution_time_ms, source)
+select run_id, project_id, workflow_id, status,
+       timestamptz 'epoch' + started_us * interval '1 microsecond',
+       timestamptz 'epoch' + finished_us * interval '1 microsecond',
+       (greatest(finished_us - started_us, 0) + 500) / 1000,
+       'ingest'
+from meshhook_stats_incoming
+on conflict (run_id) do nothing)sql";
+
+// The latest name each workflow of the batch was reported with (runs without one leave it
+// alone). Rows are taken in workflow_id order, so concurrent writers lock them in one order;
+// an unchanged name is not rewritten.
+constexpr const char* kUpsertNames = R"sql(
+insert into execution_time_workflows as w (workflow_id, project_id, name)
+select distinct on (workflow_id) workflow_id, project_id, workflow_name
+from meshhook_stats_incoming
+where workflow_name <> ''
+order by workflow_id, finished_us desc
+on conflict (workflow_id) do update
+    set name = excluded.name, project_id = excluded.project_id, updated_at = now()
+    where (w.name, w.project_id) is distinct from (excluded.name, excluded.project_id))sql";
+
+bool is_data_error(const pqxx::sql_error& e) {
+  const std::string& state = e.sqlstate();
+  return state.size() == 5 && state.compare(0, 2, "22") == 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+exporter::FamilyOptions family(std::string name, std::string help, std::string unit = "",
+                               std::vector<std::string> labels = {}) {
+  exporter::FamilyOptions o;
+  o.name = std::move(name);
+  o.help = std::move(help);
+  o.unit = std::move(unit);
+  o.label_names = std::move(labels);
+  return o;
+}
+
+}  // namespace
+
+struct BatchWriter::Metrics {
+  exporter::Gauge& spool_bytes;
+  exporter::Gauge& spool_records;
+  exporter::Gauge& spool_oldest_age;
+  exporter::CounterFamily& batches;
+  exporter::Counter& batches_ok;
+  exporter::Counter& batches_error;
+  exporter::Counter& rows;
+  exporter::Histogram& duration;
+  exporter::Gauge& database_up;
+
+  static constexpr std::span<const std::string_view> kNoLabels{};
+
+  static exporter::Gauge& gauge(exporter::Registry& r, exporter::FamilyOptions o) {
+    return r.add_gauge(std::move(o)).with(kNoLabels);
+  }
+
+  explicit Metrics(exporter::Registry& r)
+      : spool_bytes(gauge(r, family("meshhook_stats_spool_bytes",
+                                    "Bytes of accepted runs in the spool not yet stored in "
+                                    "Postgres.",
+                                    "bytes"))),
+        spool_records(gauge(r, family("meshhook_stats_spool_records",
+                                      "Accepted runs in the spool not yet stored in Postgres."))),
+        spool_oldest_age(gauge(r, family("meshhook_stats_spool_oldest_record_age_seconds",
+                                         "Age of the oldest run in the spool not yet stored in "
+                                         "Postgres; 0 when the spool is empty.",
+                                         "seconds"))),
+        batches(r.add_counter(family("meshhook_stats_write_batches_total",
+                                     "Batches written to Postgres, by result (ok, error).", "",
+                                     {"result"}))),
+        batches_ok(batches.with({"ok"})),
+        batches_error(batches.with({"error"})),
+        rows(r.add_counter(family("meshhook_stats_write_rows_total",
+                                  "Rows inserted into execution_time_statistics (replays "
+                                  "skipped by run_id are not counted)."))
+                 .with(kNoLabels)),
+        duration(r.add_histogram(
+                      family("meshhook_stats_write_duration_seconds",
+                             "Time to write one batch to Postgres (COPY, insert, "
+                             "commit).",
+                             "seconds"),
+                      {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
+                     .with(kNoLabels)),
+        database_up(gauge(r, family("meshhook_stats_database_up",
+                                    "1 when the last connection or write to Postgres "
+                                    "succeeded, else 0."))) {}
+};
+
+BatchWriter::BatchWriter(Spool& spool, BatchWriterOptions options, exporter::Registry& registry)
+    : spool_(spool), options_(std::move(options)), metrics_(std::make_unique<Metrics>(registry)) {
+  update_spool_gauges();
+}
+
+BatchWriter::~BatchWriter() { stop(std::chrono::milliseconds(0)); }
+
+void BatchWriter::start() {
+  std::lock_guard lock(mutex_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void BatchWriter::stop(std::chrono::milliseconds drain) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!thread_.joinable()) return;
+    stopping_ = true;
+    drain_deadline_ = std::chrono::steady_clock::now() + drain;
+  }
+  stop_cv_.notify_all();
+  thread_.join();
+  conn_.reset();
+}
+
+std::string BatchWriter::last_error() const {
+  std::lock_guard lock(mutex_);
+  return database_up_ ? std::string() : last_error_;
+}
+
+void BatchWriter::set_down(const std::string& error) {
+  {
+    std::lock_guard lock(mutex_);
+    if (database_up_ || last_error_ != error) {
+      spdlog::warn("database write failed: {}", error);
+    }
+    last_error_ = error;
+  }
+  database_up_ = false;
+  metrics_->database_up.set(0);
+}
+
+bool BatchWriter::sleep_for(std::chrono::milliseconds d) {
+  std::unique_lock lock(mutex_);
+  return !stop_cv_.wait_for(lock, d, [&] { return stopping_; });
+}
+
+void BatchWriter::update_spool_gauges() {
+  auto s = spool_.stats();
+  metrics_->spool_bytes.set(static_cast<double>(s.bytes));
+  metrics_->spool_records.set(static_cast<double>(s.records));
+  metrics_->spool_oldest_age.set(s.oldest_record_age_seconds);
+}
+
+void BatchWriter::connect() {
+  auto conn =
+      std::make_unique<pqxx::connection>(detail::with_connect_timeout(options_.database_url));
+  {
+    pqxx::read_transaction tx(*conn);
+    int version = 0;
+    if (tx.exec1("select to_regclass('meshhook_stats_migrations') is not null")[0].as<bool>()) {
+      version =
+          tx.exec1("select coalesce(max(version), 0) from meshhook_stats_migrations")[0].as<int>();
+    }
+    SchemaStatus status{version, required_schema_version()};
+    if (!status.current()) throw std::runtime_error(status.message());
+  }
+  {
+    pqxx::nontransaction tx(*conn);
+    tx.exec(kCreateIncoming);
+  }
+  conn->prepare("meshhook_stats_insert_incoming", kInsertIncoming);
+  conn->prepare("meshhook_stats_upsert_names", kUpsertNames);
+  conn_ = std::move(conn);
+}
+
+std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std::size_t begin,
+                                       std::size_t end) {
+  pqxx::work tx(*conn_);
+  {
+    pqxx::stream_to copy(tx, kIncomingTable,
+                         std::vector<std::string>{"run_id", "project_id", "workflow_id", "status",
+                                                  "started_us", "finished_us", "workflow_name"});
+    std::string run_id(36, '\0');
+    std::string project_id(36, '\0');
+    std::string workflow_id(36, '\0');
+    for (std::size_t i = begin; i < end; ++i) {
+      const RunEvent& e = events[i];
+      e.run_id.write(run_id.data());
+      e.project_id.write(project_id.data());
+      e.workflow_id.write(workflow_id.data());
+      copy << std::make_tuple(run_id, project_id, workflow_id, std::string(to_string(e.status)),
+                              static_cast<long long>(e.started_at_us),
+                              static_cast<long long>(e.finished_at_us), e.workflow_name);
+    }
+    copy.complete();
+  }
+  auto result = tx.exec_prepared("meshhook_stats_insert_incoming");
+  tx.exec_prepared("meshhook_stats_upsert_names");
+  tx.commit();
+  return static_cast<std::uint64_t>(result.affected_rows());
+}
+
+std::uint64_t BatchWriter::write(const std::vector<RunEvent>& events) {
+  if (!conn_) connect();
+  // A row Postgres refuses as data (SQLSTATE 22: e.g. a time out of range) would block the
+  // spool forever. Halve the batch until the bad rows are alone, log and drop them.
+  struct Range {
+    std::size_t begin, end;
+  };
+  std::vector<Range> todo{{0, events.size()}};
+  std::uint64_t inserted = 0;
+  while (!todo.empty()) {
+    Range r = todo.back();
+    todo.pop_back();
+    try {
+      inserted += write_range(events, r.begin, r.end);
+    } catch (const pqxx::sql_error& e) {
+      if (!is_data_error(e)) throw;
+      if (r.end - r.begin == 1) {
+        spdlog::error("dropping run {} from the spool: Postgres refuses it (SQLSTATE {})",
+                      events[r.begin].run_id.to_string(), e.sqlstate());
+        continue;
+      }
+      std::size_t mid = r.begin + (r.end - r.begin) / 2;
+      todo.push_back({mid, r.end});
+      todo.push_back({r.begin, mid});
+    }
+  }
+  return inserted;
+}
+
+void BatchWriter::run() {
+  std::vector<RunEvent> batch;
+  SpoolPosition end{};
+  auto batch_started = std::chrono::steady_clock::now();
+  auto backoff = options_.initial_backoff;
+  std::mt19937_64 rng(std::random_device{}());
+
+  for (;;) {
+    bool stopping = false;
+    bool past_deadline = false;
+    {
+      std::lock_guard lock(mutex_);
+      stopping = stopping_;
+      past_deadline = stopping_ && std::chrono::steady_clock::now() >= drain_deadline_;
+    }
+    if (past_deadline) break;
+
+    if (batch.size() < options_.batch_rows) {
+      auto wait = std::chrono::milliseconds(0);
+      if (!stopping) {
+        if (batch.empty()) {
+          wait = options_.batch_interval;
+        } else {
+          auto due = batch_started + options_.batch_interval;
+          auto now = std::chrono::steady_clock::now();
+          if (due > now) wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
+        }
+      }
+      auto more = spool_.read(options_.batch_rows - batch.size(), wait);
+      if (!more.events.empty()) {
+        if (batch.empty()) batch_started = std::chrono::steady_clock::now();
+        batch.insert(batch.end(), std::make_move_iterator(more.events.begin()),
+                     std::make_move_iterator(more.events.end()));
+        end = more.end;
+      }
+    }
+    update_spool_gauges();
+    if (batch.empty()) {
+      if (stopping) break;
+      // Keep the database state fresh while idle: connect if we are not connected.
+      if (!conn_) {
+        try {
+          connect();
+          database_up_ = true;
+          metrics_->database_up.set(1);
+        } catch (const std::exception& e) {
+          set_down(e.what());
+          conn_.reset();
+          if (!sleep_for(backoff)) continue;
+          backoff = std::min(backoff * 2, options_.max_backoff);
+        }
+      }
+      continue;
+    }
+    bool due = batch.size() >= options_.batch_rows || stopping ||
+               std::chrono::steady_clock::now() >= batch_started + options_.batch_interval;
+    if (!due) continue;
+
+    auto started = std::chrono::steady_clock::now();
+    try {
+      auto inserted = write(batch);
+      metrics_->duration.observe(seconds_since(started));
+      metrics_->batches_ok.inc();
+      metrics_->rows.inc(static_cast<double>(inserted));
+      rows_written_ += inserted;
+      if (!database_up_) spdlog::info("database writes resumed");
+      database_up_ = true;
+      metrics_->database_up.set(1);
+      backoff = options_.initial_backoff;
+      try {
+        spool_.ack(end);
+      } catch (const std::exception& e) {
+        // The rows are stored; a later acknowledgement covers them, and a replay after a
+        // restart is skipped by run_id.
+        spdlog::error("{}", e.what());
+      }
+      batch.clear();
+      update_spool_gauges();
+    } catch (const std::exception& e) {
+      metrics_->batches_error.inc();
+      set_down(e.what());
+      conn_.reset();        // whatever state it is in, start over with a fresh session
+      if (stopping) break;  // what is left stays in the spool for the next start
+      // Full jitter on the upper half: spreads reconnects of many daemons.
+      std::uniform_int_distribution<long long> jitter(backoff.count() / 2, backoff.count());
+      sleep_for(std::chrono::milliseconds(jitter(rng)));
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+  update_spool_gauges();
+}
+
+}  // namespace meshhook::bridge
