@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/storage/batch_writer.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/spool.h"

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "logging.h"
+#include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/storage/backfill.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/run_event.h"

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/statistics_params.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "meshhook/bridge/common/uuid.h"
+
 namespace meshhook::bridge {
 namespace {
 
@@ -17,24 +19,6 @@ ClaimsResolution unauthorized(std::string_view error, std::string_view message) 
                       ? "Bearer realm=\"meshhook-stats\", error=\"invalid_token\""
                       : "Bearer realm=\"meshhook-stats\""));
   return r;
-}
-
-// A uuid in any case, as its canonical lower-case text; nullopt otherwise.
-std::optional<std::string> canonical_uuid(const json& j) {
-  if (!j.is_string()) return std::nullopt;
-  std::string s = j.get<std::string>();
-  if (s.size() != 36) return std::nullopt;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char& c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return std::nullopt;
-    } else if (c >= 'A' && c <= 'F') {
-      c = static_cast<char>(c - 'A' + 'a');
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return std::nullopt;
-    }
-  }
-  return s;
 }
 
 const json* find_path(const json& root, std::string_view path) {
@@ -96,7 +80,7 @@ ClaimsResolution ClaimsResolver::resolve_token(std::string_view token,
         return unauthorized("invalid_token", bad);
       }
       for (const auto& item : *listed) {
-        auto id = canonical_uuid(item);
+        auto id = item.is_string() ? canonical_uuid(item.get<std::string>()) : std::nullopt;
         if (!id) return unauthorized("invalid_token", bad);
         ids.push_back(std::move(*id));
       }

@@ -10,40 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "meshhook/bridge/common/base64url.h"
+
 namespace meshhook::bridge {
 namespace {
 
 using nlohmann::json;
 
 constexpr std::size_t kMinSecretBytes = 32;  // RFC 7518 3.2: at least the hash size
-
-// Strict base64url without padding, as JWS compact serialisation uses it.
-std::optional<std::string> base64url_decode(std::string_view in) {
-  static constexpr auto kTable = [] {
-    std::array<std::int8_t, 256> t{};
-    t.fill(-1);
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    for (int i = 0; i < 64; ++i)
-      t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
-    return t;
-  }();
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = kTable[static_cast<unsigned char>(c)];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
 
 std::optional<json> decode_object(std::string_view segment) {
   auto text = base64url_decode(segment);

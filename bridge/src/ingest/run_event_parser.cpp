@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "meshhook/bridge/common/rfc3339.h"
 namespace meshhook::bridge {
 
 struct RunEventParser::Impl {

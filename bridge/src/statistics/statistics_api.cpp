@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
 
 namespace meshhook::bridge {

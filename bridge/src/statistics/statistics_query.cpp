@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <tuple>
 
+#include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
 
 namespace meshhook::bridge {

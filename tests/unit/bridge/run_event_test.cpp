@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/ingest/run_event_parser.h"
 
 using namespace meshhook::bridge;

@@ -5,6 +5,7 @@
 #include <random>
 #include <string>
 
+#include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
 
 using namespace meshhook::bridge;

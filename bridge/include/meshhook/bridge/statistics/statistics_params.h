@@ -62,13 +62,4 @@ std::string encode_statistics_cursor(std::uint64_t offset);
 /// "50", "99.9": how a percentile is named in the response.
 std::string percentile_key(double p);
 
-/// Unix microseconds as RFC 3339 UTC: "2024-05-01T00:00:00Z" (fraction only when non-zero).
-std::string format_rfc3339_utc(std::int64_t unix_us);
-/// Parses RFC 3339 date-time ("2024-05-01T10:00:00Z", "...+02:00", fractions up to
-/// nanoseconds, 't'/' ' separators); a space where the offset sign belongs is read as '+'
-/// (an unescaped '+' in a query string). Returns Unix microseconds.
-std::optional<std::int64_t> parse_rfc3339(std::string_view text);
-/// True for a valid calendar date "YYYY-MM-DD" (years 0001-9999).
-bool is_calendar_date(std::string_view text);
-
 }  // namespace meshhook::bridge

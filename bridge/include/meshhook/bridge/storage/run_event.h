@@ -1,24 +1,13 @@
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "meshhook/bridge/common/uuid.h"
+
 namespace meshhook::bridge {
-
-/// A uuid as 16 bytes; text form is the canonical lower-case 8-4-4-4-12.
-struct Uuid {
-  std::array<std::uint8_t, 16> bytes{};
-
-  /// Accepts 8-4-4-4-12 hex in either case; nullopt otherwise.
-  static std::optional<Uuid> parse(std::string_view text) noexcept;
-  std::string to_string() const;
-  /// Writes the 36 characters of the canonical form to out.
-  void write(char* out) const noexcept;
-  friend bool operator==(const Uuid&, const Uuid&) = default;
-};
 
 enum class RunStatus : std::uint8_t { succeeded = 1, failed = 2, canceled = 3, timeout = 4 };
 
@@ -40,11 +29,5 @@ struct RunEvent {
   /// (1.4999 ms -> 1, 1.5 ms -> 2).
   std::int64_t execution_time_ms() const noexcept { return (duration_us() + 500) / 1000; }
 };
-
-/// Parses RFC 3339 date-time with a mandatory offset ("Z" or "+hh:mm"), fractional seconds
-/// up to microseconds; returns Unix microseconds, or nullopt.
-std::optional<std::int64_t> parse_rfc3339_us(std::string_view text) noexcept;
-/// Formats Unix microseconds as RFC 3339 UTC with microseconds ("2026-01-02T03:04:05.123456Z").
-std::string format_rfc3339_us(std::int64_t us);
 
 }  // namespace meshhook::bridge
