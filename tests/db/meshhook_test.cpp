@@ -170,6 +170,58 @@ TEST_CASE("tailer observes captured runs in the histograms, and not ingested one
         db.scalar("select max(id) from execution_time_statistics"));
 }
 
+TEST_CASE("tailer observes a run whose smaller id commits after a larger one", "[db][meshhook]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestDatabase db(server);
+  make_meshhook(db, true);
+  // Two workflows, so that the two transactions share no rollup row (one would wait on the
+  // other's lock before the aggregates moved off the write path).
+  db.exec(
+      "insert into workflow_definitions (id, project_id, slug, name) values "
+      "('44444444-4444-4444-8444-444444444444', '" +
+      std::string(kProject) + "', 'refund', 'Refund')");
+  start_runs(db, 1);
+  db.exec("insert into workflow_runs (project_id, workflow_id, started_at) values ('" +
+          std::string(kProject) + "', '44444444-4444-4444-8444-444444444444', now())");
+  const auto ids = [&] {
+    pqxx::connection c(db.url());
+    pqxx::read_transaction tx(c);
+    std::vector<std::string> out;
+    for (const auto& r : tx.exec("select id::text from workflow_runs order by id")) {
+      out.push_back(r[0].as<std::string>());
+    }
+    return out;
+  }();
+  exporter::Registry registry;
+  exporter::RunMetrics metrics(registry, {});
+  bridge::Tailer tailer(tailer_options(db.url()), metrics);
+  tailer.start();
+  REQUIRE(eventually([&] { return tailer.active(); }));
+
+  // A takes its transaction id first; B finishes a run (its row gets the smaller id) and stays
+  // open; A finishes the other run (the larger id) and commits; only then does B commit.
+  pqxx::connection a_conn(db.url()), b_conn(db.url());
+  pqxx::work a(a_conn), b(b_conn);
+  a.exec("select pg_current_xact_id()");
+  const auto finish =
+      "update workflow_runs set status = 'succeeded', finished_at = now() where id = ";
+  b.exec(finish + a.quote(ids[0]));
+  a.exec(finish + a.quote(ids[1]));
+  a.commit();
+  REQUIRE(eventually([&] { return tailer.rows_observed() == 1; }));
+  std::this_thread::sleep_for(300ms);  // several polls while B is still open
+  b.commit();
+  CHECK(eventually([&] { return tailer.rows_observed() == 2; }));
+  CHECK(eventually([&] {
+    return tailer.position() == db.scalar("select max(id) from execution_time_statistics");
+  }));
+  tailer.stop();
+  CHECK(tailer.rows_observed() == 2);
+  CHECK(runs_counted(registry) == 2);
+  CHECK(db.scalar("select count(*) from execution_time_statistics") == 2);
+}
+
 TEST_CASE("one tailer is active at a time and another takes over when it stops", "[db][meshhook]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;

@@ -139,6 +139,8 @@ bool parse_item(simdjson::dom::element item, long index, std::int64_t now_us,
   if (started && finished) {
     if (*finished < *started) {
       check.fail("finished_at", "must not be before started_at");
+    } else if (static_cast<double>(*finished - *started) > kMaxDurationMs * 1000.0) {
+      check.fail("finished_at", "must be at most 400 days after started_at");
     } else if (duration_us && std::llabs((*finished - *started) - *duration_us) > 1000) {
       check.fail("duration_ms", "disagrees with finished_at - started_at");
     }

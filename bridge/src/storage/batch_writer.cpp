@@ -295,6 +295,7 @@ void BatchWriter::run() {
     update_spool_gauges();
     if (batch.empty()) {
       if (stopping) break;
+      spool_.retry_checkpoint();  // after a failed acknowledgement (a full disk, say)
       // Keep the database state fresh while idle: connect if we are not connected.
       if (!conn_) {
         try {

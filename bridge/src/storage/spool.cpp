@@ -607,8 +607,10 @@ void Spool::rewind() {
   read_pos_ = checkpoint_;
 }
 
+// The consumed segments go first: on a full disk they are what frees the space the checkpoint
+// needs. Were the daemon to stop before the checkpoint is on disk, the next start resumes at
+// the oldest remaining segment, and replaying its stored runs is skipped by run_id.
 void Spool::ack(SpoolPosition end) {
-  persist_checkpoint(end);
   std::vector<std::uint64_t> doomed;
   {
     std::lock_guard lock(mutex_);
@@ -655,6 +657,35 @@ void Spool::ack(SpoolPosition end) {
                    ec.message());
     }
   }
+  write_checkpoint(end);
+}
+
+bool Spool::retry_checkpoint() {
+  SpoolPosition at;
+  {
+    std::lock_guard lock(mutex_);
+    if (!checkpoint_failing_) return true;
+    at = checkpoint_;
+  }
+  try {
+    write_checkpoint(at);
+    spdlog::info("spool {}: checkpoint written again", options_.dir.string());
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+void Spool::write_checkpoint(SpoolPosition position) {
+  try {
+    persist_checkpoint(position);
+  } catch (const std::exception&) {
+    std::lock_guard lock(mutex_);
+    checkpoint_failing_ = true;
+    throw;
+  }
+  std::lock_guard lock(mutex_);
+  checkpoint_failing_ = false;
 }
 
 void Spool::persist_checkpoint(SpoolPosition position) {
@@ -691,6 +722,7 @@ SpoolStats Spool::stats() const {
   s.records = records_;
   s.segments = segments_.size();
   s.failed = failed_;
+  s.checkpoint_failing = checkpoint_failing_;
   if (records_ > 0 && oldest_appended_us_ > 0) {
     s.oldest_record_age_seconds =
         std::max<double>(0.0, static_cast<double>(now_us() - oldest_appended_us_) / 1e6);

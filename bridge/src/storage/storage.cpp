@@ -96,7 +96,11 @@ BatchWriter& Storage::writer() {
 
 bool Storage::database_up() const { return writer_ && writer_->database_up(); }
 
-bool Storage::ready() const { return database_up() && spool_ && !spool_->stats().failed; }
+bool Storage::ready() const {
+  if (!database_up() || !spool_) return false;
+  const auto s = spool_->stats();
+  return !s.failed && !s.checkpoint_failing;
+}
 
 std::string Storage::readiness_detail() const {
   if (!spool_ || !writer_) return "storage not started";
@@ -110,6 +114,7 @@ std::string Storage::readiness_detail() const {
   }
   auto s = spool_->stats();
   out += s.failed ? "; spool cannot write to disk" : "";
+  out += s.checkpoint_failing ? "; spool checkpoint cannot be written" : "";
   char buf[160];
   std::snprintf(buf, sizeof buf, "; spool %llu runs (%llu bytes)",
                 static_cast<unsigned long long>(s.records),

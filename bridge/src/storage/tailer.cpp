@@ -11,29 +11,33 @@ namespace {
 
 constexpr const char* kCursorName = "tailer";
 
-// Rows in id order past the cursor, with the id of the transaction that inserted each.
-// Identity values are handed out before commit, so a smaller id can become visible after a
-// larger one. A row is only safe to pass once every transaction that might still insert a
-// smaller id has finished: we stop at the first row whose inserting transaction is not older
-// than the oldest transaction still running (the snapshot's xmin).
+// Rows in id order past the cursor. Identity values are handed out before commit, so a smaller
+// id can become visible after a larger one: see poll_once for when an id is final.
 constexpr const char* kSelectRows = R"sql(
 select id, run_id::text, project_id::text, workflow_id::text, status, source,
        extract(epoch from (finished_at - started_at))::float8,
-       extract(epoch from finished_at)::float8,
-       xmin::text::bigint
+       extract(epoch from finished_at)::float8
 from execution_time_statistics
 where id > $1
 order by id
 limit $2)sql";
 
-// True when transaction xid committed or aborted before the snapshot whose xmin is horizon
-// (both as 32-bit transaction ids, compared modulo 2^32 as Postgres does).
-std::string_view text(const pqxx::field& f) { return {f.c_str(), f.size()}; }
+// The highest id handed out so far (committed, aborted or still in flight). Read before the
+// snapshot, it bounds every id that a transaction of that snapshot's in-progress list may
+// still make visible.
+constexpr const char* kAllocated = R"sql(
+select coalesce(pg_sequence_last_value(pg_get_serial_sequence('execution_time_statistics', 'id')), 0))sql";
 
-bool precedes(std::uint32_t xid, std::uint32_t horizon) {
-  if (xid < 3) return true;  // frozen or bootstrap: long finished
-  return static_cast<std::int32_t>(xid - horizon) < 0;
-}
+// The transactions in progress at this transaction's snapshot, as an xid8[] literal.
+constexpr const char* kInProgress =
+    "select array(select pg_snapshot_xip(pg_current_snapshot()))::text";
+
+// Whether every transaction of a list had ended (committed or aborted) at this snapshot.
+constexpr const char* kAllEnded = R"sql(
+select coalesce(bool_and(pg_visible_in_snapshot(x, pg_current_snapshot())), true)
+from unnest($1::xid8[]) x)sql";
+
+std::string_view text(const pqxx::field& f) { return {f.c_str(), f.size()}; }
 
 }  // namespace
 
@@ -94,6 +98,8 @@ void Tailer::run() {
                                     kCursorName)[0]
                         .as<long long>();
         active_ = true;
+        pending_.reset();
+        seen_above_.clear();
         warned = false;
         spdlog::info("tailer: active (holding the lock), resuming after id {}", position_.load());
       }
@@ -113,29 +119,45 @@ void Tailer::run() {
   conn.reset();
 }
 
+// An id is final (no smaller one can still appear) once every transaction that was in
+// progress when it was handed out has ended. Each poll reads the highest id handed out, then
+// takes its snapshot: every id up to that bound belongs to a transaction that has committed
+// (visible now), aborted, or is in the snapshot's in-progress list. When that list is empty,
+// or once all of its transactions have ended (checked at a later poll), the bound is final
+// and the cursor may move to it. Rows above the final bound are observed as soon as they are
+// visible and remembered until the cursor passes them, so nothing waits for the cursor and
+// nothing is observed twice.
 bool Tailer::poll_once(void* raw) {
   auto& conn = *static_cast<pqxx::connection*>(raw);
-  std::int64_t from = position_;
-  std::int64_t last = from;
+  const std::int64_t from = position_;
+  std::int64_t final_bound = from;
+  std::int64_t last_read = from;
   std::size_t rows = 0;
   {
-    // One snapshot for the horizon and the rows.
+    const auto allocated = pqxx::nontransaction(conn).exec1(kAllocated)[0].as<long long>();
     pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
         conn);
-    auto horizon = static_cast<std::uint32_t>(
-        tx.exec1("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")[0]
-            .as<long long>() &
-        0xffffffffLL);
+    const auto in_progress = tx.exec1(kInProgress)[0].as<std::string>();
+    if (pending_ && tx.exec_params1(kAllEnded, pending_->in_progress)[0].as<bool>()) {
+      final_bound = std::max(final_bound, pending_->bound);
+      pending_.reset();
+    }
+    if (in_progress == "{}") {
+      final_bound = std::max<std::int64_t>(final_bound, allocated);
+      pending_.reset();
+    } else if (!pending_ && allocated > final_bound) {
+      pending_ = Pending{allocated, in_progress};
+    }
     auto result = tx.exec_params(kSelectRows, static_cast<long long>(from),
                                  static_cast<long long>(options_.batch_rows));
     rows = result.size();
     for (const auto& row : result) {
-      auto xid = static_cast<std::uint32_t>(row[8].as<long long>() & 0xffffffffLL);
-      if (!precedes(xid, horizon)) {
-        rows = 0;  // an older id may still appear: wait for the next poll
-        break;
-      }
-      last = row[0].as<long long>();
+      const std::int64_t id = row[0].as<long long>();
+      const bool is_final = id <= final_bound;
+      if (!is_final && seen_above_.size() >= kMaxSeenAbove) break;  // wait for the cursor
+      last_read = id;
+      if (seen_above_.count(id)) continue;  // observed at an earlier poll
+      if (!is_final) seen_above_.insert(id);
       // Runs that came through ingest were observed when they arrived; only the trigger's
       // rows are new to the histograms.
       if (text(row[5]) != "capture") continue;
@@ -150,15 +172,19 @@ bool Tailer::poll_once(void* raw) {
       ++observed_;
     }
   }
-  if (last != from) {
+  // A full batch may have stopped short of the final bound.
+  const bool full = rows == options_.batch_rows;
+  const std::int64_t next = full ? std::min(final_bound, last_read) : final_bound;
+  if (next > from) {
     pqxx::work tx(conn);
     tx.exec_params(
         "update meshhook_stats_cursors set last_id = $2, updated_at = now() where name = $1",
-        kCursorName, static_cast<long long>(last));
+        kCursorName, static_cast<long long>(next));
     tx.commit();
-    position_ = last;
+    position_ = next;
+    std::erase_if(seen_above_, [&](std::int64_t id) { return id <= next; });
   }
-  return rows == options_.batch_rows;
+  return full;
 }
 
 }  // namespace meshhook::bridge

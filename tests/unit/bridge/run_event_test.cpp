@@ -119,6 +119,27 @@ TEST_CASE("every bad item and field of a batch is named and nothing is accepted"
   CHECK_FALSE(has(0, "run_id"));
 }
 
+TEST_CASE("a run longer than 400 days by its timestamps is refused like one by duration_ms",
+          "[ingest]") {
+  RunEventParser parser;
+  const std::string ids =
+      R"("run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555",)"
+      R"("project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded",)";
+  auto epoch = parser.parse(
+      "{" + ids + R"("started_at":"1970-01-01T00:00:00Z","finished_at":"2026-01-31T12:00:00Z"})",
+      kNow);
+  CHECK(epoch.events.empty());
+  REQUIRE(epoch.errors.size() == 1);
+  CHECK(epoch.errors[0].field == "finished_at");
+  CHECK(epoch.errors[0].reason.find("400 days") != std::string::npos);
+  // 400 days exactly is still a run.
+  auto longest = parser.parse(
+      "{" + ids + R"("started_at":"2025-01-01T00:00:00Z","finished_at":"2026-02-05T00:00:00Z"})",
+      kNow);
+  CHECK(longest.errors.empty());
+  CHECK(longest.events.size() == 1);
+}
+
 TEST_CASE("missing fields are reported as required", "[ingest]") {
   RunEventParser parser;
   auto r = parser.parse("{}", kNow);

@@ -87,6 +87,18 @@ std::vector<RunEvent> read_all(Spool& spool) {
   }
 }
 
+// Reads n records (a read stops at a segment's end), without acknowledging.
+meshhook::bridge::SpoolBatch read_up_to(Spool& spool, std::size_t n) {
+  meshhook::bridge::SpoolBatch all;
+  while (all.events.size() < n) {
+    auto batch = spool.read(n - all.events.size(), std::chrono::milliseconds(0));
+    if (batch.events.empty()) break;
+    all.events.insert(all.events.end(), batch.events.begin(), batch.events.end());
+    all.end = batch.end;
+  }
+  return all;
+}
+
 }  // namespace
 
 TEST_CASE("spool returns appended events in order with every field intact", "[spool]") {
@@ -167,6 +179,71 @@ TEST_CASE("spool deletes segments once every record in them is acknowledged", "[
   CHECK(stats.records == 0);
   CHECK(stats.bytes == 0);
   CHECK(stats.oldest_record_age_seconds == 0);
+}
+
+TEST_CASE("a checkpoint that cannot be written still frees consumed segments and is retried",
+          "[spool]") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.segment_bytes = 4096;
+  std::size_t before = 0;
+  {
+    Spool spool(options);
+    for (std::uint64_t n = 0; n < 300; ++n) {
+      RunEvent e = make_event(n);
+      REQUIRE(spool.accept({&e, 1}).outcome == RunSink::Outcome::accepted);
+    }
+    before = segments(dir).size();
+    REQUIRE(before > 5);
+    // The temporary checkpoint file cannot be created where a directory stands (as on a
+    // full or failing disk, and unlike a permission, also for root).
+    fs::create_directory(dir.path / "checkpoint.tmp");
+    auto first = read_up_to(spool, 250);
+    REQUIRE(first.events.size() == 250);
+    CHECK_THROWS_AS(spool.ack(first.end), std::runtime_error);
+    auto stats = spool.stats();
+    CHECK(stats.checkpoint_failing);
+    CHECK(stats.records == 50);  // consumed all the same: ingest is not held back
+    CHECK(segments(dir).size() < before);
+    CHECK_FALSE(spool.retry_checkpoint());
+    CHECK(spool.stats().checkpoint_failing);
+
+    fs::remove(dir.path / "checkpoint.tmp");
+    CHECK(spool.retry_checkpoint());
+    CHECK_FALSE(spool.stats().checkpoint_failing);
+  }
+  // Reopened, it resumes at the retried checkpoint: only the 50 unconsumed runs remain.
+  Spool reopened(options);
+  auto rest = read_all(reopened);
+  REQUIRE(rest.size() == 50);
+  CHECK(number_of(rest.front()) == 250);
+}
+
+TEST_CASE("a crash before the checkpoint is written replays only from the oldest kept segment",
+          "[spool]") {
+  TempDir dir;
+  auto options = options_for(dir);
+  options.segment_bytes = 4096;
+  {
+    Spool spool(options);
+    for (std::uint64_t n = 0; n < 300; ++n) {
+      RunEvent e = make_event(n);
+      REQUIRE(spool.accept({&e, 1}).outcome == RunSink::Outcome::accepted);
+    }
+    fs::create_directory(dir.path / "checkpoint.tmp");
+    auto first = read_up_to(spool, 250);
+    REQUIRE(first.events.size() == 250);
+    CHECK_THROWS(spool.ack(first.end));
+  }
+  fs::remove(dir.path / "checkpoint.tmp");
+  // The old checkpoint names a deleted segment: every record from the oldest remaining one is
+  // read again (the writer skips what is stored by run_id), and none after 250 is lost.
+  Spool reopened(options);
+  auto rest = read_all(reopened);
+  REQUIRE(rest.size() >= 50);
+  CHECK(rest.size() < 250);
+  CHECK(number_of(rest.back()) == 299);
+  CHECK(number_of(rest.front()) <= 250);
 }
 
 TEST_CASE("spool group commit keeps every event accepted from many threads", "[spool]") {

@@ -48,6 +48,7 @@ struct SpoolStats {
   double oldest_record_age_seconds = 0;  // 0 when empty
   std::uint64_t segments = 0;            // segment files on disk
   bool failed = false;                   // a write or fsync failed and could not be undone
+  bool checkpoint_failing = false;       // the last checkpoint could not be written (retried)
 };
 
 /// Thread-safe. accept() from any number of threads; read()/ack() from one reader (the
@@ -70,10 +71,14 @@ class Spool final : public RunSink {
   /// Reads up to max_records durable records after the previous read (the checkpoint after
   /// open). Waits up to wait for at least one when there is none. Never blocks accept().
   SpoolBatch read(std::size_t max_records, std::chrono::milliseconds wait);
-  /// Records up to end as stored: persists the checkpoint (temp file, fsync, rename) and
-  /// deletes fully consumed segments. A later open starts reading at end.
-  /// Throws std::runtime_error when the checkpoint cannot be written.
+  /// Records up to end as stored: deletes fully consumed segments, then persists the
+  /// checkpoint (temp file, fsync, rename). A later open starts reading at end. The records
+  /// count as consumed either way; throws std::runtime_error when the checkpoint cannot be
+  /// written (stats().checkpoint_failing until retry_checkpoint() or a later ack succeeds).
   void ack(SpoolPosition end);
+  /// Writes the checkpoint again after a failed ack() (the reader calls it while idle).
+  /// Returns true when the checkpoint on disk is current. Never throws.
+  bool retry_checkpoint();
   /// Forgets what read() returned after the checkpoint, so the next read() starts there again.
   void rewind();
 
@@ -99,6 +104,7 @@ class Spool final : public RunSink {
   void open_new_segment();
   std::filesystem::path segment_path(std::uint64_t seq) const;
   void persist_checkpoint(SpoolPosition position);
+  void write_checkpoint(SpoolPosition position);  // persist, and keep checkpoint_failing_
   std::uint64_t scan_segment(std::uint64_t seq, std::uint64_t count_from);
 
   SpoolOptions options_;
@@ -131,7 +137,8 @@ class Spool final : public RunSink {
     std::uint64_t bytes = 0;
     std::uint64_t records = 0;
   };
-  SpoolPosition checkpoint_;
+  SpoolPosition checkpoint_;  // consumed up to here (on disk too unless checkpoint_failing_)
+  bool checkpoint_failing_ = false;
   SpoolPosition read_pos_;
   std::deque<ReadSpan> read_spans_;      // what read() returned since the checkpoint
   std::int64_t oldest_appended_us_ = 0;  // appended_at of the record at checkpoint_; 0 = none

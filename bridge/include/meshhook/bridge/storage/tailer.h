@@ -9,8 +9,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 
 #include "meshhook/exporter/run_metrics.h"
 
@@ -53,6 +55,15 @@ class Tailer {
   std::atomic<bool> active_{false};
   std::atomic<std::uint64_t> observed_{0};
   std::atomic<std::int64_t> position_{0};
+  // Tailer thread only: the visibility bookkeeping of poll_once.
+  struct Pending {
+    std::int64_t bound;       // the highest id handed out before the snapshot
+    std::string in_progress;  // that snapshot's in-progress transactions (xid8[] literal)
+  };
+  std::optional<Pending> pending_;
+  std::unordered_set<std::int64_t> seen_above_;  // observed ids above the cursor
+  static constexpr std::size_t kMaxSeenAbove = 100000;
+
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;
