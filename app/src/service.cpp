@@ -251,7 +251,7 @@ struct Service::Impl {
       std::lock_guard lock(readiness_mutex);
       if (reason != last_readiness_reason) {
         if (ready) {
-          spdlog::info("readyz: ready");
+          spdlog::info("readyz: ready: {}", storage->readiness_detail());
         } else {
           spdlog::warn("readyz: not ready ({}): {}", reason, storage->readiness_detail());
         }
