@@ -224,9 +224,11 @@ class BodyReaderCap(unittest.TestCase):
                 s.sendall(head)
                 held.append(s)
             time.sleep(0.5)  # both are reading their body
+            answer = b""
             with socket.create_connection(("127.0.0.1", d.api_port), timeout=5) as s:
                 s.sendall(head)
-                answer = s.recv(4096)
+                while chunk := s.recv(4096):  # the server closes after its answer
+                    answer += chunk
             self.assertTrue(answer.startswith(b"HTTP/1.1 503 "), answer)
             self.assertIn(b"Retry-After: 1", answer)
             self.assertIn(b'"error":"busy"', answer)
