@@ -146,6 +146,8 @@ const std::vector<Setting>& settings() {
        [](N n, O o, K k, Config& c) { c.api.threads = integer(n, o, k, 1, 1024); }},
       {"api.request_timeout_ms", false,
        [](N n, O o, K k, Config& c) { c.api.request_timeout_ms = integer(n, o, k, 100, 600000); }},
+      {"api.max_body_readers", false,
+       [](N n, O o, K k, Config& c) { c.api.max_body_readers = integer(n, o, k, 1, 1023); }},
       {"api.tls_certificate", false,
        [](N n, O o, K k, Config& c) { c.api.tls_certificate = scalar_or_empty(n, o, k); }},
       {"api.max_header_bytes", false,
@@ -294,10 +296,10 @@ void apply_mapping(const YAML::Node& map, const std::string& prefix, const std::
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     const Origin origin{where(path, entry.first.Mark())};
     if (const Setting* s = find_setting(key)) {
-      s->set(entry.second,
-             Origin{where(
-                 path, entry.second.Mark().line >= 0 ? entry.second.Mark() : entry.first.Mark())},
-             key, config);
+      Origin at{
+          where(path, entry.second.Mark().line >= 0 ? entry.second.Mark() : entry.first.Mark())};
+      s->set(entry.second, at, key, config);
+      config.origins[key] = at.where;
     } else if (is_section(key)) {
       if (!entry.second.IsMap()) fail(origin, key, "must be a mapping of settings");
       apply_mapping(entry.second, key, path, config);
@@ -375,6 +377,17 @@ Config load_config(const std::string& path, char** envp) {
                         ": unknown setting (see docs/config.md for the list)");
     }
     match->set(env_node(*match, value), Origin{"environment variable " + name}, match->key, config);
+    config.origins[match->key] = "environment variable " + name;
+  }
+  // Settings that must agree with each other, named where the later one was set.
+  if (config.api.max_body_readers >= config.api.threads) {
+    const auto at = config.origins.count("api.max_body_readers")
+                        ? config.origins["api.max_body_readers"]
+                    : config.origins.count("api.threads") ? config.origins["api.threads"]
+                                                          : std::string("defaults");
+    fail(Origin{at}, "api.max_body_readers",
+         "must be less than api.threads (" + std::to_string(config.api.threads) +
+             ") so requests without a body always find a worker");
   }
   return config;
 }

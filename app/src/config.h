@@ -19,16 +19,18 @@ class ConfigError : public std::runtime_error {
 struct ListenerConfig {
   std::string listen;  // "host:port"; empty = disabled (metrics then served on the API listener)
   int threads = 8;
-  int request_timeout_ms = 10000;  // per request, slow-loris guard
+  int request_timeout_ms = 10000;  // headers, and then the body, must each arrive within this
+  int max_body_readers = 4;        // requests reading a body at once; must be below threads
   std::string tls_certificate;     // PEM with key; empty = plain HTTP
   int max_header_bytes = 16384;    // request line and headers; larger requests are refused
 };
 
 struct Config {
-  std::string source;  // the file it came from ("" = defaults only)
+  std::string source;                          // the file it came from ("" = defaults only)
+  std::map<std::string, std::string> origins;  // setting -> "file:line" or the variable
 
-  ListenerConfig api{"127.0.0.1:9470", 16, 10000, ""};
-  ListenerConfig metrics{"127.0.0.1:9471", 2, 10000, ""};
+  ListenerConfig api{"127.0.0.1:9470", 32, 10000, 16, ""};
+  ListenerConfig metrics{"127.0.0.1:9471", 2, 10000, 1, ""};
   std::string metrics_path = "/metrics";
   std::string metrics_bearer_token_sha256;  // empty = no auth on /metrics
 

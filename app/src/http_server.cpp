@@ -1,12 +1,22 @@
 #include "http_server.h"
 
 #include <CivetServer.h>
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
+#include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <list>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "meshhook/exporter/family.h"
 
@@ -32,12 +42,140 @@ void write_response(mg_connection* conn, const bridge::HttpResponse& r, bool hea
   if (!head && !r.body.empty()) mg_write(conn, r.body.data(), r.body.size());
 }
 
+// The address and port of a socket's peer ("127.0.0.1", 52114), or port -1.
+std::pair<std::string, int> peer_of(int fd) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return {{}, -1};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (sa.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&sa);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    return {text, ntohs(in->sin_port)};
+  }
+  if (sa.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&sa);
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    return {text, ntohs(in6->sin6_port)};
+  }
+  return {{}, -1};
+}
+
+int local_port_of(int fd) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return -1;
+  if (sa.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&sa)->sin_port);
+  if (sa.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&sa)->sin6_port);
+  return -1;
+}
+
+// Shuts the reading side of this process's socket connected from peer_addr:peer_port to
+// server_port. CivetWeb exposes no socket; after a handler it drains an unread body for as
+// long as bytes keep coming, so a request whose body is refused or late has its reading side
+// shut: the read in progress, or that drain, sees the end at once and the connection closes.
+void shut_reading(const std::string& peer_addr, int peer_port, int server_port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return;
+  while (dirent* e = readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    if (fd <= 2) continue;
+    const auto [addr, port] = peer_of(fd);
+    if (port == peer_port && addr == peer_addr && local_port_of(fd) == server_port) {
+      shutdown(fd, SHUT_RD);
+      break;
+    }
+  }
+  closedir(dir);
+}
+
 }  // namespace
+
+/// The requests of one server that are reading a body: at most `max` at once, each until its
+/// deadline. CivetWeb restarts its read timeout whenever a byte arrives and exposes no
+/// socket, so a watchdog shuts the reading side of a late request's socket (shut_reading):
+/// the blocked read returns at once and the request is answered 408.
+class BodyReaders {
+ public:
+  struct Reader {
+    std::chrono::steady_clock::time_point deadline;
+    std::string peer_addr;
+    int peer_port;
+    int server_port;
+    bool cut = false;
+  };
+  using Ticket = std::list<Reader>::iterator;
+
+  BodyReaders(std::size_t max, std::chrono::milliseconds timeout)
+      : max_(max), timeout_(timeout), watchdog_([this] { watch(); }) {}
+
+  ~BodyReaders() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    watchdog_.join();
+  }
+
+  /// A place for one more reader, or nullopt when `max` are reading.
+  std::optional<Ticket> enter(const mg_request_info& info) {
+    std::lock_guard lock(mutex_);
+    if (readers_.size() >= max_) return std::nullopt;
+    readers_.push_back(Reader{std::chrono::steady_clock::now() + timeout_, info.remote_addr,
+                              info.remote_port, info.server_port});
+    wake_.notify_all();
+    return std::prev(readers_.end());
+  }
+
+  /// Gives the place back; true when the watchdog cut the reader at its deadline. Once this
+  /// returned the watchdog no longer touches the request's socket.
+  bool leave(Ticket t) {
+    std::lock_guard lock(mutex_);
+    const bool cut = t->cut;
+    readers_.erase(t);
+    return cut;
+  }
+
+  std::chrono::milliseconds timeout() const noexcept { return timeout_; }
+
+ private:
+  void watch() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      auto next = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& r : readers_) {
+        if (r.cut) continue;
+        if (r.deadline <= now) {
+          // Held under the lock: the request cannot leave and its socket cannot close.
+          cut(r);
+        } else {
+          next = std::min(next, r.deadline);
+        }
+      }
+      wake_.wait_until(lock, next);
+    }
+  }
+
+  static void cut(Reader& r) {
+    r.cut = true;
+    shut_reading(r.peer_addr, r.peer_port, r.server_port);
+  }
+
+  const std::size_t max_;
+  const std::chrono::milliseconds timeout_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::list<Reader> readers_;
+  bool stopping_ = false;
+  std::thread watchdog_;
+};
 
 class RouteHandler : public CivetHandler {
  public:
-  RouteHandler(Route route, exporter::HistogramFamily& durations)
-      : route_(std::move(route)), durations_(durations) {}
+  RouteHandler(Route route, exporter::HistogramFamily& durations, BodyReaders& readers)
+      : route_(std::move(route)), durations_(durations), readers_(readers) {}
 
   bool handleGet(CivetServer*, mg_connection* c) override { return serve(c); }
   bool handlePost(CivetServer*, mg_connection* c) override { return serve(c); }
@@ -59,42 +197,48 @@ class RouteHandler : public CivetHandler {
       const char* v = mg_get_header(conn, std::string(name).c_str());
       return v ? std::string_view(v) : std::string_view();
     };
+    // A body announced and not read: the connection cannot carry another request.
+    const bool has_body =
+        info->content_length > 0 ||
+        (info->content_length < 0 && mg_get_header(conn, "Transfer-Encoding") != nullptr);
 
     bridge::HttpResponse resp;
-    bool close_connection = false;
+    bool close_connection = has_body;
     std::string body;
-    if (info->content_length > static_cast<long long>(route_.max_body_bytes)) {
+    std::optional<bridge::HttpResponse> refused;
+    if (has_body && route_.check_headers) refused = route_.check_headers(req);
+    if (refused) {
+      resp = std::move(*refused);
+    } else if (!has_body || route_.max_body_bytes == 0) {
+      resp = call(req);
+    } else if (info->content_length > static_cast<long long>(route_.max_body_bytes)) {
       // Refused before reading: the client's remaining bytes are dropped with the connection.
-      resp = bridge::json_error(
-          413, "payload_too_large",
-          "the body is larger than " + std::to_string(route_.max_body_bytes) + " bytes");
-      close_connection = true;
-    } else {
-      if (info->content_length > 0) body.reserve(static_cast<std::size_t>(info->content_length));
-      char buf[16384];
-      int n;
-      while ((n = mg_read(conn, buf, sizeof buf)) > 0) {
-        if (body.size() + static_cast<std::size_t>(n) > route_.max_body_bytes) {
-          close_connection = true;
-          break;
-        }
-        body.append(buf, static_cast<std::size_t>(n));
-      }
-      if (close_connection) {
-        resp = bridge::json_error(
-            413, "payload_too_large",
-            "the body is larger than " + std::to_string(route_.max_body_bytes) + " bytes");
-      } else {
+      resp = too_large();
+    } else if (auto ticket = readers_.enter(*info)) {
+      const auto outcome = read_body(conn, info->content_length, body);
+      const bool cut = readers_.leave(*ticket);
+      // A chunked body ends at the socket's end, so one cut at the deadline may look whole.
+      if (outcome == BodyRead::complete && !(cut && info->content_length < 0)) {
+        close_connection = false;
         req.body = body;
-        try {
-          resp = route_.handler(req);
-        } catch (const std::exception& e) {
-          spdlog::error("{} {}: {}", req.method, route_.label, e.what());
-          resp = bridge::json_error(500, "internal", "the server failed to answer; see its log");
-        }
+        resp = call(req);
+      } else if (outcome == BodyRead::too_large) {
+        resp = too_large();
+      } else if (cut || outcome == BodyRead::late) {
+        resp = bridge::json_error(408, "request_timeout",
+                                  "the body did not arrive within " +
+                                      std::to_string(readers_.timeout().count()) +
+                                      " ms of the headers");
+      } else {
+        resp = bridge::json_error(400, "incomplete_body",
+                                  "the connection ended before the announced body");
       }
+    } else {
+      resp = bridge::json_error(503, "busy", "too many requests are sending a body at once; retry");
+      resp.headers.emplace_back("Retry-After", "1");
     }
     write_response(conn, resp, req.method == "HEAD", close_connection);
+    if (close_connection) shut_reading(info->remote_addr, info->remote_port, info->server_port);
 
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -108,14 +252,57 @@ class RouteHandler : public CivetHandler {
     return true;
   }
 
+  enum class BodyRead { complete, too_large, late, ended };
+
+  // Reads the whole body (content_length, or chunked when -1) unless it is too large, late
+  // (checked after every read; the watchdog ends a read that blocks past the deadline) or
+  // the connection ends first.
+  BodyRead read_body(mg_connection* conn, long long content_length, std::string& body) {
+    const auto deadline = std::chrono::steady_clock::now() + readers_.timeout();
+    if (content_length > 0) body.reserve(static_cast<std::size_t>(content_length));
+    char buf[16384];
+    for (;;) {
+      const int n = mg_read(conn, buf, sizeof buf);
+      if (n > 0) {
+        if (body.size() + static_cast<std::size_t>(n) > route_.max_body_bytes) {
+          return BodyRead::too_large;
+        }
+        body.append(buf, static_cast<std::size_t>(n));
+      }
+      const bool done =
+          content_length >= 0 ? body.size() >= static_cast<std::size_t>(content_length) : n == 0;
+      if (done) return BodyRead::complete;
+      if (std::chrono::steady_clock::now() >= deadline) return BodyRead::late;
+      if (n <= 0) return BodyRead::ended;
+    }
+  }
+
+  bridge::HttpResponse call(const bridge::HttpRequest& req) {
+    try {
+      return route_.handler(req);
+    } catch (const std::exception& e) {
+      spdlog::error("{} {}: {}", req.method, route_.label, e.what());
+      return bridge::json_error(500, "internal", "the server failed to answer; see its log");
+    }
+  }
+
+  bridge::HttpResponse too_large() const {
+    return bridge::json_error(
+        413, "payload_too_large",
+        "the body is larger than " + std::to_string(route_.max_body_bytes) + " bytes");
+  }
+
   Route route_;
   exporter::HistogramFamily& durations_;
+  BodyReaders& readers_;
 };
 
 struct HttpServer::Impl {
   std::string name;
   ListenerConfig listener;
   exporter::HistogramFamily& durations;
+  BodyReaders readers{static_cast<std::size_t>(listener.max_body_readers),
+                      std::chrono::milliseconds(listener.request_timeout_ms)};
   std::vector<std::unique_ptr<RouteHandler>> handlers;
   std::vector<std::string> uris;
   std::unique_ptr<CivetServer> server;
@@ -124,21 +311,22 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(std::string name, const ListenerConfig& listener,
                        exporter::HistogramFamily& request_durations)
-    : impl_(new Impl{std::move(name), listener, request_durations, {}, {}, {}, {}}) {
+    : impl_(new Impl{std::move(name), listener, request_durations}) {
   impl_->not_found = std::make_unique<RouteHandler>(
       Route{"/", "other",
             [](const bridge::HttpRequest& r) {
               return bridge::json_error(404, "not_found",
                                         "no such endpoint: " + std::string(r.path));
             }},
-      impl_->durations);
+      impl_->durations, impl_->readers);
 }
 
 HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::add(Route route) {
   impl_->uris.push_back(route.uri);
-  impl_->handlers.push_back(std::make_unique<RouteHandler>(std::move(route), impl_->durations));
+  impl_->handlers.push_back(
+      std::make_unique<RouteHandler>(std::move(route), impl_->durations, impl_->readers));
 }
 
 namespace {

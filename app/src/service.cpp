@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -114,6 +115,8 @@ struct Service::Impl {
   // Who the statistics caller is: their verified JWT, or the 401 to answer.
   std::unique_ptr<bridge::ClaimsResolver> claims_resolver;
   std::atomic<std::size_t> last_exposition_size{64 * 1024};
+  std::mutex readiness_mutex;
+  std::string last_readiness_reason;
 
   explicit Impl(Config c)
       : config(std::move(c)),
@@ -231,6 +234,8 @@ struct Service::Impl {
     return {200, "application/json", R"({"status":"ok"})", {}};
   }
 
+  // Unauthenticated, so it says only a fixed reason; the details (the libpq error names
+  // host, port, user and database) go to the log, once each time the reason changes.
   bridge::HttpResponse readyz(const bridge::HttpRequest& r) {
     if (!is_read(r)) return method_not_allowed("GET");
     if (!storage) {
@@ -239,10 +244,23 @@ struct Service::Impl {
               nlohmann::json{{"status", "ready"}, {"database", "not configured"}}.dump(),
               {}};
     }
+    const bool up = storage->database_up();
     const bool ready = storage->ready();
-    nlohmann::json body{{"status", ready ? "ready" : "not ready"},
-                        {"database", storage->database_up() ? "up" : "down"},
-                        {"detail", storage->readiness_detail()}};
+    const char* reason = ready ? "" : !up ? "database_unreachable" : "spool_failed";
+    {
+      std::lock_guard lock(readiness_mutex);
+      if (reason != last_readiness_reason) {
+        if (ready) {
+          spdlog::info("readyz: ready: {}", storage->readiness_detail());
+        } else {
+          spdlog::warn("readyz: not ready ({}): {}", reason, storage->readiness_detail());
+        }
+        last_readiness_reason = reason;
+      }
+    }
+    nlohmann::json body{{"status", ready ? "ready" : "not_ready"},
+                        {"database", up ? "up" : "down"}};
+    if (!ready) body["reason"] = reason;
     return {ready ? 200 : 503, "application/json", body.dump(), {}};
   }
 
@@ -268,9 +286,11 @@ void Service::start() {
       bridge::IngestOptions{c.ingest_max_body_bytes, c.ingest_max_batch},
       bridge::TokenSet(c.ingest_token_sha256), *sink, impl_->run_metrics, impl_->registry);
   impl_->api = std::make_unique<HttpServer>("api", c.api, impl_->request_durations);
-  impl_->api->add({"/api/v1/runs", "/api/v1/runs",
-                   [this](const bridge::HttpRequest& r) { return impl_->ingest->handle(r); },
-                   c.ingest_max_body_bytes});
+  impl_->api->add(
+      {"/api/v1/runs", "/api/v1/runs",
+       [this](const bridge::HttpRequest& r) { return impl_->ingest->handle(r); },
+       c.ingest_max_body_bytes,
+       [this](const bridge::HttpRequest& r) { return impl_->ingest->refuse_before_body(r); }});
   impl_->api->add(
       {"/healthz", "/healthz", [this](const bridge::HttpRequest& r) { return impl_->healthz(r); }});
   impl_->api->add(

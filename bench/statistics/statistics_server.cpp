@@ -5,6 +5,7 @@
 //
 //   statistics_server --database URL [--listen 127.0.0.1:9480] [--threads 48] [--pool 8]
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
                                            {0.001, 0.01, 0.1, 1});
   bridge::ConnectionPool pool(database, static_cast<std::size_t>(pool_size));
   bridge::StatisticsApi api(pool);
-  app::ListenerConfig config{listen, threads, 10000, ""};
+  app::ListenerConfig config{listen, threads, 10000, std::max(1, threads / 2), ""};
   app::HttpServer server("bench", config, durations);
   server.add(
       {"/api/v1/statistics/execution-times", "statistics", [&](const bridge::HttpRequest& r) {

@@ -72,7 +72,7 @@ bool is_json(std::string_view content_type) {
 
 }  // namespace
 
-HttpResponse IngestApi::handle(const HttpRequest& request) {
+std::optional<HttpResponse> IngestApi::refuse_before_body(const HttpRequest& request) {
   if (request.method != "POST") {
     auto r = json_error(405, "method_not_allowed", "use POST to send run events");
     r.headers.emplace_back("Allow", "POST");
@@ -91,6 +91,11 @@ HttpResponse IngestApi::handle(const HttpRequest& request) {
     counters_->unsupported.inc();
     return json_error(415, "unsupported_media_type", "send run events as application/json");
   }
+  return std::nullopt;
+}
+
+HttpResponse IngestApi::handle(const HttpRequest& request) {
+  if (auto refused = refuse_before_body(request)) return std::move(*refused);
   if (request.body.size() > options_.max_body_bytes) {
     counters_->too_large.inc();
     return json_error(413, "payload_too_large",

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 
 #include "meshhook/bridge/auth/token_set.h"
 #include "meshhook/bridge/common/http.h"
@@ -25,6 +26,9 @@ class IngestApi {
   ~IngestApi();
 
   HttpResponse handle(const HttpRequest& request);
+  /// What handle() would refuse from the method and headers alone (method, token, media
+  /// type), so a server can answer before it reads a body; nullopt when the body is wanted.
+  std::optional<HttpResponse> refuse_before_body(const HttpRequest& request);
   const IngestOptions& options() const noexcept { return options_; }
 
  private:
