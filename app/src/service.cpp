@@ -17,6 +17,7 @@
 #include "meshhook/bridge/storage/connection_pool.h"
 #include "meshhook/bridge/storage/run_event.h"
 #include "meshhook/bridge/storage/run_sink.h"
+#include "meshhook/bridge/storage/spool.h"
 #include "meshhook/bridge/storage/storage.h"
 #include "meshhook/exporter/exposition.h"
 #include "meshhook/exporter/process_metrics.h"
@@ -246,7 +247,10 @@ struct Service::Impl {
     }
     const bool up = storage->database_up();
     const bool ready = storage->ready();
-    const char* reason = ready ? "" : !up ? "database_unreachable" : "spool_failed";
+    const char* reason = ready                                         ? ""
+                         : !up                                         ? "database_unreachable"
+                         : storage->spool().stats().checkpoint_failing ? "spool_checkpoint_failing"
+                                                                       : "spool_failed";
     {
       std::lock_guard lock(readiness_mutex);
       if (reason != last_readiness_reason) {
