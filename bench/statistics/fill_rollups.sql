@@ -1,9 +1,9 @@
--- Rebuilds execution_time_rollups and execution_time_rollups_daily from the rows in one
+-- Rebuilds the compacted rollups (execution_time_rollups_compacted, _daily_compacted) from the rows in one
 -- pass: what the insert trigger would have built row by row. For bulk loads with the
 -- trigger disabled (bench/statistics/generate.sql), or to repair rollups after manual edits.
 begin;
-truncate execution_time_rollups, execution_time_rollups_daily;
-insert into execution_time_rollups
+truncate execution_time_rollup_deltas, execution_time_rollups_compacted, execution_time_rollups_daily_compacted;
+insert into execution_time_rollups_compacted
     (project_id, workflow_id, status, bucket_start, run_count, sum_ms, min_ms, max_ms,
      zero_count, sketch)
 select project_id, workflow_id, status, bucket_start, sum(n), sum(s), min(lo), max(hi),
@@ -17,7 +17,7 @@ from (
     group by 1, 2, 3, 4, 5
 ) as b
 group by workflow_id, bucket_start, status, project_id;
-insert into execution_time_rollups_daily
+insert into execution_time_rollups_daily_compacted
     (project_id, workflow_id, status, bucket_start, run_count, sum_ms, min_ms, max_ms,
      zero_count, sketch)
 select project_id, workflow_id, status, bucket_start, sum(n), sum(s), min(lo), max(hi),

@@ -39,6 +39,6 @@ from generate_series(0, 89) as day
 alter table execution_time_statistics enable trigger execution_time_rollups_insert;
 \ir fill_rollups.sql
 vacuum (analyze) execution_time_statistics;
-vacuum (analyze) execution_time_rollups;
-vacuum (analyze) execution_time_rollups_daily;
+vacuum (analyze) execution_time_rollups_compacted;
+vacuum (analyze) execution_time_rollups_daily_compacted;
 select count(*) as runs, count(distinct workflow_id) as workflows from execution_time_statistics;

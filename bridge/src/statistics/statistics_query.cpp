@@ -72,6 +72,13 @@ std::int64_t as_int64(const pqxx::field& f) {
   return v;
 }
 
+double as_double(const pqxx::field& f) {
+  double v = 0;
+  const char* s = f.c_str();
+  std::from_chars(s, s + f.size(), v);
+  return v;
+}
+
 std::vector<double> parse_float_array(std::string_view text) {
   std::vector<double> out;
   const char* p = text.data();
@@ -164,7 +171,9 @@ std::string time_bucket(const char* column) {
 }
 
 // Pieces of the range [$3, $4): daily rollups for [$7, $8), hourly for [$5, $7) and
-// [$8, $6), rows for [$3, $5) and [$6, $4). Every branch is one index range.
+// [$8, $6), rows for [$3, $5) and [$6, $4), and the deltas not yet compacted for every hour
+// of [$5, $6). One statement, so one snapshot: a delta is either still pending or already in
+// the compacted rollups, never both. Every branch is one index range.
 std::string rollup_branch(unsigned shape, const char* table, const char* from, const char* to) {
   return std::string("select workflow_id::text, status, ") + time_bucket("bucket_start") +
          ", run_count, sum_ms, min_ms, max_ms, zero_count, sketch::text from " + table + " where " +
@@ -179,10 +188,12 @@ std::string row_branch(unsigned shape, const char* from, const char* to) {
          to + "::timestamptz";
 }
 const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
-  return rollup_branch(shape, "execution_time_rollups_daily", "$7", "$8") + " union all " +
-         rollup_branch(shape, "execution_time_rollups", "$5", "$7") + " union all " +
-         rollup_branch(shape, "execution_time_rollups", "$8", "$6") + " union all " +
-         row_branch(shape, "$3", "$5") + " union all " + row_branch(shape, "$6", "$4");
+  return rollup_branch(shape, "execution_time_rollups_daily_compacted", "$7", "$8") +
+         " union all " + rollup_branch(shape, "execution_time_rollups_compacted", "$5", "$7") +
+         " union all " + rollup_branch(shape, "execution_time_rollups_compacted", "$8", "$6") +
+         " union all " + rollup_branch(shape, "execution_time_rollup_deltas", "$5", "$6") +
+         " union all " + row_branch(shape, "$3", "$5") + " union all " +
+         row_branch(shape, "$6", "$4");
 });
 
 // Exact: percentile_cont over the rows. $5 unit, $6 tz, $7 group_by, $8 fractions.
@@ -240,7 +251,7 @@ struct StatisticsQuery::Accumulated {
   std::optional<std::string> status;
   std::optional<std::int64_t> bucket_start_us;
   std::uint64_t count = 0;
-  std::int64_t sum = 0;
+  double sum = 0;  // numeric in the rollups: no overflow however many runs are summed
   std::int64_t min = std::numeric_limits<std::int64_t>::max();
   std::int64_t max = std::numeric_limits<std::int64_t>::min();
   ExecutionTimeSketch sketch;
@@ -344,7 +355,7 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
     }
     const auto n = static_cast<std::uint64_t>(as_int64(row[3]));
     acc.count += n;
-    acc.sum += as_int64(row[4]);
+    acc.sum += as_double(row[4]);
     acc.min = std::min(acc.min, as_int64(row[5]));
     acc.max = std::max(acc.max, as_int64(row[6]));
     if (row[8].is_null()) {
@@ -382,7 +393,7 @@ std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us
     if (!row[1].is_null()) g.status = row[1].c_str();
     if (!row[2].is_null()) g.bucket_start_us = as_int64(row[2]);
     g.count = static_cast<std::uint64_t>(as_int64(row[3]));
-    g.avg = round3(static_cast<double>(as_int64(row[4])) / static_cast<double>(g.count));
+    g.avg = round3(as_double(row[4]) / static_cast<double>(g.count));
     g.min = static_cast<double>(as_int64(row[5]));
     g.max = static_cast<double>(as_int64(row[6]));
     for (double v : parse_float_array(std::string_view(row[7].c_str(), row[7].size()))) {
@@ -423,7 +434,7 @@ std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
         g.bucket_start_us = p.bucket_start_us;
         g.count = p.count;
         if (p.count > 0) {
-          g.avg = round3(static_cast<double>(p.sum) / static_cast<double>(p.count));
+          g.avg = round3(p.sum / static_cast<double>(p.count));
           g.min = static_cast<double>(p.min);
           g.max = static_cast<double>(p.max);
           for (double f : fractions_) {

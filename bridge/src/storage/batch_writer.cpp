@@ -53,10 +53,20 @@ on conflict (workflow_id) do update
     set name = excluded.name, project_id = excluded.project_id, updated_at = now()
     where (w.name, w.project_id) is distinct from (excluded.name, excluded.project_id))sql";
 
+// A run Postgres refuses as data (class 22: a value out of range; class 23: a check the
+// table makes) fails the same way on every retry: it is poison, not an outage.
 bool is_data_error(const pqxx::sql_error& e) {
   const std::string& state = e.sqlstate();
-  return state.size() == 5 && state.compare(0, 2, "22") == 0;
+  return state.size() == 5 && (state.compare(0, 2, "22") == 0 || state.compare(0, 2, "23") == 0);
 }
+
+// A refused run, kept with the reason (the dead letters) so that it can be seen and put back.
+constexpr const char* kInsertRejected = R"sql(
+insert into execution_time_rejected_runs (run_id, project_id, source, sqlstate, reason, payload)
+values ($1::uuid, $2::uuid, 'ingest', $3, $4,
+        jsonb_build_object('run_id', $1::text, 'project_id', $2::text, 'workflow_id', $5::text,
+                           'status', $6::text, 'started_at_us', $7::bigint,
+                           'finished_at_us', $8::bigint, 'workflow_name', $9::text)))sql";
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -81,6 +91,7 @@ struct BatchWriter::Metrics {
   exporter::CounterFamily& batches;
   exporter::Counter& batches_ok;
   exporter::Counter& batches_error;
+  exporter::CounterFamily& rejected;
   exporter::Counter& rows;
   exporter::Histogram& duration;
   exporter::Gauge& database_up;
@@ -107,6 +118,10 @@ struct BatchWriter::Metrics {
                                      {"result"}))),
         batches_ok(batches.with({"ok"})),
         batches_error(batches.with({"error"})),
+        rejected(r.add_counter(family("meshhook_stats_write_rejected_runs_total",
+                                      "Runs Postgres refused as data, kept in "
+                                      "execution_time_rejected_runs, by SQLSTATE.",
+                                      "", {"reason"}))),
         rows(r.add_counter(family("meshhook_stats_write_rows_total",
                                   "Rows inserted into execution_time_statistics (replays "
                                   "skipped by run_id are not counted)."))
@@ -227,10 +242,30 @@ std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std:
   return static_cast<std::uint64_t>(result.affected_rows());
 }
 
+void BatchWriter::reject(const RunEvent& e, const pqxx::sql_error& error) {
+  // Only the SQLSTATE and run id are logged; the values stay in the table for the operator.
+  spdlog::error(
+      "run {} rejected: Postgres refuses it (SQLSTATE {}); kept in "
+      "execution_time_rejected_runs",
+      e.run_id.to_string(), error.sqlstate());
+  std::string reason = error.what();
+  if (auto nl = reason.find('\n'); nl != std::string::npos) reason.resize(nl);
+  if (reason.starts_with("ERROR:  ")) reason.erase(0, 8);
+  pqxx::work tx(*conn_);
+  tx.exec_params(kInsertRejected, e.run_id.to_string(), e.project_id.to_string(), error.sqlstate(),
+                 reason, e.workflow_id.to_string(), std::string(to_string(e.status)),
+                 static_cast<long long>(e.started_at_us), static_cast<long long>(e.finished_at_us),
+                 e.workflow_name);
+  tx.commit();
+  const std::string_view labels[] = {error.sqlstate()};
+  metrics_->rejected.with(labels).inc();
+}
+
 std::uint64_t BatchWriter::write(const std::vector<RunEvent>& events) {
   if (!conn_) connect();
-  // A row Postgres refuses as data (SQLSTATE 22: e.g. a time out of range) would block the
-  // spool forever. Halve the batch until the bad rows are alone, log and drop them.
+  // A row Postgres refuses as data (SQLSTATE 22 or 23: e.g. a time out of range) would block
+  // the spool forever. Halve the batch until the bad rows are alone, keep each of them in the
+  // dead-letter table with the reason, and write every good neighbour.
   struct Range {
     std::size_t begin, end;
   };
@@ -244,8 +279,7 @@ std::uint64_t BatchWriter::write(const std::vector<RunEvent>& events) {
     } catch (const pqxx::sql_error& e) {
       if (!is_data_error(e)) throw;
       if (r.end - r.begin == 1) {
-        spdlog::error("dropping run {} from the spool: Postgres refuses it (SQLSTATE {})",
-                      events[r.begin].run_id.to_string(), e.sqlstate());
+        reject(events[r.begin], e);
         continue;
       }
       std::size_t mid = r.begin + (r.end - r.begin) / 2;

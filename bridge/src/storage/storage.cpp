@@ -8,6 +8,7 @@
 
 #include "detail/conninfo.h"
 #include "meshhook/bridge/storage/batch_writer.h"
+#include "meshhook/bridge/storage/compactor.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/spool.h"
 #include "meshhook/bridge/storage/tailer.h"
@@ -53,6 +54,13 @@ void Storage::start() {
     tailer_ = std::make_unique<Tailer>(tailer_options, run_metrics_);
     tailer_->start();
   }
+  if (options_.compaction_enabled) {
+    CompactorOptions compactor_options;
+    compactor_options.database_url = options_.database_url;
+    compactor_options.interval = std::chrono::milliseconds(options_.compaction_interval_ms);
+    compactor_ = std::make_unique<Compactor>(compactor_options, registry_);
+    compactor_->start();
+  }
   if (options_.retention_days > 0) {
     retention_ = std::thread([this] { retention_loop(); });
   }
@@ -68,6 +76,7 @@ void Storage::stop() {
   cv_.notify_all();
   if (retention_.joinable()) retention_.join();
   if (tailer_) tailer_->stop();
+  if (compactor_) compactor_->stop();
   if (writer_) writer_->stop(std::chrono::milliseconds(options_.stop_drain_ms));
   if (spool_) {
     auto s = spool_->stats();

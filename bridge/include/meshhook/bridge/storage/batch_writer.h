@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <pqxx/connection>
+#include <pqxx/except>
 #include <string>
 #include <thread>
 
@@ -57,6 +58,8 @@ class BatchWriter {
   std::uint64_t write(const std::vector<RunEvent>& events);
   std::uint64_t write_range(const std::vector<RunEvent>& events, std::size_t begin,
                             std::size_t end);
+  /// Keeps a run Postgres refused in execution_time_rejected_runs and counts it.
+  void reject(const RunEvent& e, const pqxx::sql_error& error);
   void update_spool_gauges();
   void set_down(const std::string& error);
   bool sleep_for(std::chrono::milliseconds d);  // false when stop() interrupted it

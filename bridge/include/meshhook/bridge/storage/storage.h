@@ -1,6 +1,7 @@
 #pragma once
 // Everything the daemon needs to keep runs in Postgres, behind one object: the spool (the
-// RunSink ingest writes to), the batch writer, the MeshHook tailer and retention.
+// RunSink ingest writes to), the batch writer, the MeshHook tailer, the rollup compactor
+// and retention.
 
 #include <chrono>
 #include <condition_variable>
@@ -20,6 +21,7 @@ namespace meshhook::bridge {
 class Spool;
 class BatchWriter;
 class Tailer;
+class Compactor;
 
 /// Mirrors the storage settings of the daemon's config.
 struct StorageOptions {
@@ -40,6 +42,9 @@ struct StorageOptions {
   /// Retention runs this often (and once shortly after start).
   int retention_interval_ms = 10 * 60 * 1000;
   std::size_t retention_batch_rows = 5000;
+  /// The compactor folds rollup deltas into the compacted rollups (one replica at a time).
+  bool compaction_enabled = true;
+  int compaction_interval_ms = 200;
 };
 
 /// Owns the spool, the writer thread, the optional tailer and retention threads.
@@ -86,6 +91,7 @@ class Storage {
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<BatchWriter> writer_;
   std::unique_ptr<Tailer> tailer_;
+  std::unique_ptr<Compactor> compactor_;
   std::thread retention_;
   std::mutex mutex_;
   std::condition_variable cv_;

@@ -1,0 +1,4 @@
+-- Between runs: every run back to running, captured rows and rollups gone.
+update workflow_runs set status = 'running', finished_at = null where status <> 'running';
+truncate execution_time_statistics;
+vacuum analyze workflow_runs;
