@@ -6,6 +6,7 @@ Every run acknowledged with 202 must end up in execution_time_statistics exactly
 """
 
 import glob
+import http.client
 import os
 import shutil
 import subprocess
@@ -75,7 +76,9 @@ class Load:
             batch = events(self.batch)
             try:
                 r = self.daemon.post_runs(batch)
-            except OSError:  # the daemon died mid-request: nothing was acknowledged
+            # The daemon died mid-request (a refused connection, a reset, a cut-off response):
+            # nothing was acknowledged, and the batch may or may not be stored.
+            except (OSError, http.client.HTTPException):
                 self.unanswered += 1
                 time.sleep(0.05)
                 continue
