@@ -146,7 +146,10 @@ with bounds as (
 ), resolved as (
   select coalesce(timestamptz 'epoch' + $1::bigint * interval '1 microsecond',
                   ($2::date)::timestamp at time zone $5::text,
-                  e - $6::int * interval '1 day') as s, e
+                  -- Days in tz, not in the session's zone: across a DST change a day is
+                  -- 23 or 25 hours.
+                  ((e at time zone $5::text) - $6::int * interval '1 day') at time zone $5::text)
+         as s, e
   from bounds
 )
 select (extract(epoch from s) * 1000000)::bigint,
@@ -313,7 +316,8 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
   std::int64_t h1 = floor_to(end_us, kHourUs);
   if (h0 > h1) h0 = h1 = start_us;  // within one hour: rows only
   const bool time_group = group && is_time_grouping(params_.group_by);
-  const bool daily = !time_group || range.tz_is_utc;
+  // Daily (UTC) rollups serve ungrouped sums, and UTC days and weeks; never hours.
+  const bool daily = !time_group || (range.tz_is_utc && params_.group_by != GroupBy::hour);
   std::int64_t d0 = ceil_to(h0, kDayUs);
   std::int64_t d1 = floor_to(h1, kDayUs);
   if (!daily || d0 >= d1) d0 = d1 = h0;
