@@ -181,11 +181,13 @@ std::string row_branch(unsigned shape, const char* from, const char* to) {
          row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
          to + "::timestamptz";
 }
+// $11: at most this many rows (one more than a request may read, to tell it went over).
 const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
-  return rollup_branch(shape, "execution_time_rollups_daily", "$7", "$8") + " union all " +
-         rollup_branch(shape, "execution_time_rollups", "$5", "$7") + " union all " +
-         rollup_branch(shape, "execution_time_rollups", "$8", "$6") + " union all " +
-         row_branch(shape, "$3", "$5") + " union all " + row_branch(shape, "$6", "$4");
+  return "select * from (" + rollup_branch(shape, "execution_time_rollups_daily", "$7", "$8") +
+         " union all " + rollup_branch(shape, "execution_time_rollups", "$5", "$7") +
+         " union all " + rollup_branch(shape, "execution_time_rollups", "$8", "$6") +
+         " union all " + row_branch(shape, "$3", "$5") + " union all " +
+         row_branch(shape, "$6", "$4") + ") as pieces limit $11::bigint";
 });
 
 // Exact: percentile_cont over the rows. $5 unit, $6 tz, $7 group_by, $8 fractions.
@@ -250,8 +252,8 @@ struct StatisticsQuery::Accumulated {
 };
 
 StatisticsQuery::StatisticsQuery(pqxx::transaction_base& tx, const StatisticsParams& params,
-                                 std::uint64_t exact_max_rows)
-    : tx_(tx), params_(params), exact_max_rows_(exact_max_rows) {
+                                 std::uint64_t exact_max_rows, StatisticsQueryLimits limits)
+    : tx_(tx), params_(params), exact_max_rows_(exact_max_rows), limits_(limits) {
   for (double p : params.percentiles) fractions_.push_back(p / 100.0);
   for (double f : {0.5, 0.95, 0.99}) fractions_.push_back(f);
   std::sort(fractions_.begin(), fractions_.end());
@@ -266,6 +268,7 @@ std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError
   const auto start_us = instant(params_.start);
   const auto end_us = instant(params_.end);
   statement_ = "statistics_resolve_range";
+  if (limits_.deadline) limits_.deadline->limit(tx_);
   ResolvedRange r;
   try {
     // An error here aborts the transaction; the request ends with it.
@@ -299,7 +302,24 @@ std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError
                                       std::to_string(StatisticsParams::kMaxRangeDays) + " days"});
     return std::nullopt;
   }
+  if (const auto buckets = bucket_count(r); buckets > limits_.max_buckets) {
+    errors.push_back({"group_by", "group_by=" + std::string(to_string(params_.group_by)) +
+                                      " over this range makes up to " + std::to_string(buckets) +
+                                      " buckets; at most " + std::to_string(limits_.max_buckets) +
+                                      " per request: shorten the range or use longer buckets"});
+    return std::nullopt;
+  }
   return r;
+}
+
+std::uint64_t StatisticsQuery::bucket_count(const ResolvedRange& range) const {
+  std::int64_t unit = 0;
+  if (params_.group_by == GroupBy::hour) unit = kHourUs;
+  if (params_.group_by == GroupBy::day) unit = kDayUs;
+  if (params_.group_by == GroupBy::week) unit = 7 * kDayUs;
+  if (unit == 0) return 0;
+  // Up to one more for a range that starts inside a bucket (and a 25-hour day).
+  return static_cast<std::uint64_t>(ceil_to(range.end_us - range.start_us, unit) / unit) + 1;
 }
 
 bool StatisticsQuery::sketch_allowed(const ResolvedRange& range) const {
@@ -324,12 +344,17 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
 
   const auto unit = time_group ? trunc_unit(params_.group_by) : std::nullopt;
   statement_ = kPieces.name.c_str();
+  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
-  auto result =
-      tx_.exec_prepared(prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
-                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
-                        format_rfc3339_utc(h0), format_rfc3339_utc(h1), format_rfc3339_utc(d0),
-                        format_rfc3339_utc(d1), c_str(unit), params_.tz);
+  auto result = tx_.exec_prepared(
+      prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
+      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(h0),
+      format_rfc3339_utc(h1), format_rfc3339_utc(d0), format_rfc3339_utc(d1), c_str(unit),
+      params_.tz, std::to_string(limits_.max_rollup_rows + 1));
+  if (result.size() > limits_.max_rollup_rows) {
+    throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
+                                " rollup rows");
+  }
 
   // Keyed by what the grouping needs: workflow, status or bucket.
   std::map<std::tuple<std::string, std::string, std::int64_t>, Accumulated> by_key;
@@ -374,6 +399,7 @@ std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us
   fractions += '}';
   const auto unit = trunc_unit(params_.group_by);
   statement_ = kExact.name.c_str();
+  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
   auto result =
       tx_.exec_prepared(prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
@@ -463,6 +489,7 @@ std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& ran
   if (exact) {
     method_ = StatisticsMethod::exact;
     statement_ = kExactHistogram.name.c_str();
+    if (limits_.deadline) limits_.deadline->limit(tx_);
     const auto f = filters_of(params_);
     auto result = tx_.exec_prepared(prepared(tx_, kExactHistogram, f.shape), c_str(f.workflows),
                                     c_str(f.statuses), format_rfc3339_utc(range.start_us),
