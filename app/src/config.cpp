@@ -267,6 +267,22 @@ const std::vector<Setting>& settings() {
       {"ui.dir", false, [](N n, O o, K k, Config& c) { c.ui_dir = scalar_or_empty(n, o, k); }},
       {"tailer.interval_ms", false,
        [](N n, O o, K k, Config& c) { c.tail_interval_ms = integer(n, o, k, 10, 600000); }},
+      {"statistics.request_timeout_ms", false,
+       [](N n, O o, K k, Config& c) {
+         c.statistics_request_timeout_ms = integer(n, o, k, 1, 600000);
+       }},
+      {"statistics.max_buckets", false,
+       [](N n, O o, K k, Config& c) {
+         c.statistics_max_buckets = integer<std::uint64_t>(n, o, k, 1, 1000000);
+       }},
+      {"statistics.max_rollup_rows", false,
+       [](N n, O o, K k, Config& c) {
+         c.statistics_max_rollup_rows = integer<std::uint64_t>(n, o, k, 1000, 100000000);
+       }},
+      {"statistics.max_in_flight_per_caller", false,
+       [](N n, O o, K k,
+          Config&
+              c) { c.statistics_max_in_flight_per_caller = integer<std::size_t>(n, o, k, 1, 1024); }},
   };
   return kSettings;
 }

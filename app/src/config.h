@@ -69,6 +69,12 @@ struct Config {
   bool tail_enabled = false;
   int tail_interval_ms = 1000;
 
+  // Bounds on one statistics request.
+  int statistics_request_timeout_ms = 5000;     // one deadline for all of a request's statements
+  std::uint64_t statistics_max_buckets = 2500;  // time buckets per period
+  std::uint64_t statistics_max_rollup_rows = 200000;  // rollup rows merged per period
+  std::size_t statistics_max_in_flight_per_caller = 4;
+
   bool ui_enabled = true;  // serve the dashboard page at /ui/
   std::string ui_dir;      // its files; "" = this build's dashboards/svelte/dist
 };

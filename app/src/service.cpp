@@ -302,7 +302,12 @@ void Service::start() {
   if (impl_->storage) {
     impl_->query_pool = std::make_unique<bridge::ConnectionPool>(
         c.database_url, static_cast<std::size_t>(std::max(1, c.database_pool_size)));
-    impl_->statistics = std::make_unique<bridge::StatisticsApi>(*impl_->query_pool);
+    impl_->statistics = std::make_unique<bridge::StatisticsApi>(
+        *impl_->query_pool, bridge::StatisticsApiOptions{
+                                .request_timeout_ms = c.statistics_request_timeout_ms,
+                                .max_buckets = c.statistics_max_buckets,
+                                .max_rollup_rows = c.statistics_max_rollup_rows,
+                                .max_in_flight_per_caller = c.statistics_max_in_flight_per_caller});
     impl_->api->add(
         {"/api/v1/tenants", "/api/v1/tenants/{project_id}/metrics",
          [this](const bridge::HttpRequest& r) { return impl_->serve_tenant_metrics(r); }});

@@ -130,12 +130,22 @@ bool is_data_error(const std::string& sqlstate) {
   return sqlstate.size() == 5 && (sqlstate.starts_with("22") || sqlstate.starts_with("23"));
 }
 
+HttpResponse timeout_response(int timeout_ms) {
+  return json_error(504, "timeout",
+                    "the request took longer than " + std::to_string(timeout_ms) +
+                        " ms (statistics.request_timeout_ms): shorten the range or narrow the "
+                        "filters");
+}
+
 }  // namespace
 
 StatisticsApi::StatisticsApi(ConnectionPool& pool, StatisticsApiOptions options)
-    : pool_(pool), options_(std::move(options)) {}
+    : pool_(pool), options_(std::move(options)), caller_limit_(options_.max_in_flight_per_caller) {}
 
-void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims) const {
+void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims,
+                                  const RequestDeadline& deadline) const {
+  const auto left = deadline.remaining().count();
+  if (left <= 0) throw RequestTimeout("the request's deadline passed");
   static const std::string kName = "statistics_as_caller";
   tx.conn().prepare(
       kName,
@@ -145,15 +155,15 @@ void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims
       // Unconditional: serve needs the current schema, which has the role (migration 0004),
       // and without it the query must fail rather than run as the owner, who sees every tenant.
       " set_config('role', 'meshhook_stats_reader', true)");
-  tx.exec_prepared(kName, claims.claims_json, claims.subject,
-                   std::to_string(options_.statement_timeout_ms));
+  tx.exec_prepared(kName, claims.claims_json, claims.subject, std::to_string(left));
 }
 
 bool StatisticsApi::may_read_project(const TenantClaims& claims, std::string_view project_id) {
   auto lease = pool_.acquire();
   try {
     pqxx::read_transaction tx(lease.connection());
-    act_as_caller(tx, claims);
+    act_as_caller(tx, claims,
+                  RequestDeadline(std::chrono::milliseconds(options_.request_timeout_ms)));
     // The function the row level security policies use decides, not the C++.
     const auto row = tx.exec_params1(
         "select $1::uuid in (select meshhook_stats_caller_project_ids())", std::string(project_id));
@@ -172,13 +182,26 @@ HttpResponse StatisticsApi::handle(const HttpRequest& request, const TenantClaim
     r.headers.emplace_back("Allow", "GET");
     return r;
   }
-  if (request.path == options_.base_path) return run(request, claims, false);
-  if (request.path == options_.base_path + "/histogram") return run(request, claims, true);
-  return json_error(404, "not_found", "no such statistics resource");
+  const bool histogram = request.path == options_.base_path + "/histogram";
+  if (request.path != options_.base_path && !histogram) {
+    return json_error(404, "not_found", "no such statistics resource");
+  }
+  const RequestDeadline deadline(std::chrono::milliseconds(options_.request_timeout_ms));
+  // The subject is who asks; a token without one is told apart by its claims.
+  auto slot =
+      caller_limit_.try_acquire(claims.subject.empty() ? claims.claims_json : claims.subject);
+  if (!slot) {
+    auto r = json_error(429, "too_many_requests",
+                        "at most " + std::to_string(caller_limit_.max_in_flight()) +
+                            " statistics requests of one caller may run at once; retry shortly");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  return run(request, claims, histogram, deadline);
 }
 
 HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& claims,
-                                bool histogram) {
+                                bool histogram, const RequestDeadline& deadline) {
   auto parsed = parse_statistics_params(request.query);
   if (!parsed.ok()) return invalid(parsed.errors);
   const auto& params = parsed.params;
@@ -201,8 +224,11 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       statement = "statistics_as_caller";
       // As the caller: their claims for RLS (auth.uid() reads request.jwt.claims), and the
       // reader role.
-      act_as_caller(tx, claims);
-      StatisticsQuery query(tx, params, options_.exact_max_rows);
+      act_as_caller(tx, claims, deadline);
+      StatisticsQuery query(tx, params, options_.exact_max_rows,
+                            {.max_buckets = options_.max_buckets,
+                             .max_rollup_rows = options_.max_rollup_rows,
+                             .deadline = &deadline});
       try {
         range = query.resolve(errors);
         if (range && histogram) {
@@ -222,6 +248,7 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       method = query.method();
       if (range && !histogram && params.group_by == GroupBy::workflow) {
         statement = "statistics_workflow_names";
+        deadline.limit(tx);
         names = workflow_names(tx, groups, previous);
       }
       if (range) tx.commit();
@@ -304,6 +331,14 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
     r.body = request.method == "HEAD" ? std::string() : body.dump();
     r.headers.emplace_back("Cache-Control", "private, no-store");
     return r;
+  } catch (const RequestTimeout&) {
+    spdlog::warn("statistics: the request's deadline passed before {}", statement);
+    return timeout_response(options_.request_timeout_ms);
+  } catch (const StatisticsTooMuchData&) {
+    return json_error(400, "too_much_data",
+                      "the range holds more than " + std::to_string(options_.max_rollup_rows) +
+                          " rollup rows to merge (statistics.max_rollup_rows): shorten it, or "
+                          "filter by workflow_id or status");
   } catch (const ConnectionPoolTimeout&) {
     spdlog::warn("statistics: every database connection is busy");
     auto r = json_error(503, "busy", "the statistics service is busy; retry shortly");
@@ -318,6 +353,8 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
   } catch (const pqxx::sql_error& e) {
     // Never the message: Postgres quotes values in it.
     spdlog::warn("statistics: statement {} failed with SQLSTATE {}", statement, e.sqlstate());
+    // 57014: canceled by statement_timeout, i.e. the deadline passed while it ran.
+    if (e.sqlstate() == "57014") return timeout_response(options_.request_timeout_ms);
     if (is_data_error(e.sqlstate())) {
       return json_error(400, "invalid_parameter", "the database rejected a parameter value");
     }

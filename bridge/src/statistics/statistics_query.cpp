@@ -153,7 +153,10 @@ with bounds as (
 ), resolved as (
   select coalesce(timestamptz 'epoch' + $1::bigint * interval '1 microsecond',
                   ($2::date)::timestamp at time zone $5::text,
-                  e - $6::int * interval '1 day') as s, e
+                  -- Days in tz, not in the session's zone: across a DST change a day is
+                  -- 23 or 25 hours.
+                  ((e at time zone $5::text) - $6::int * interval '1 day') at time zone $5::text)
+         as s, e
   from bounds
 )
 select (extract(epoch from s) * 1000000)::bigint,
@@ -187,13 +190,15 @@ std::string row_branch(unsigned shape, const char* from, const char* to) {
          row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
          to + "::timestamptz";
 }
+// $11: at most this many rows (one more than a request may read, to tell it went over).
 const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
-  return rollup_branch(shape, "execution_time_rollups_daily_compacted", "$7", "$8") +
+  return "select * from (" +
+         rollup_branch(shape, "execution_time_rollups_daily_compacted", "$7", "$8") +
          " union all " + rollup_branch(shape, "execution_time_rollups_compacted", "$5", "$7") +
          " union all " + rollup_branch(shape, "execution_time_rollups_compacted", "$8", "$6") +
          " union all " + rollup_branch(shape, "execution_time_rollup_deltas", "$5", "$6") +
          " union all " + row_branch(shape, "$3", "$5") + " union all " +
-         row_branch(shape, "$6", "$4");
+         row_branch(shape, "$6", "$4") + ") as pieces limit $11::bigint";
 });
 
 // Exact: percentile_cont over the rows. $5 unit, $6 tz, $7 group_by, $8 fractions.
@@ -258,8 +263,8 @@ struct StatisticsQuery::Accumulated {
 };
 
 StatisticsQuery::StatisticsQuery(pqxx::transaction_base& tx, const StatisticsParams& params,
-                                 std::uint64_t exact_max_rows)
-    : tx_(tx), params_(params), exact_max_rows_(exact_max_rows) {
+                                 std::uint64_t exact_max_rows, StatisticsQueryLimits limits)
+    : tx_(tx), params_(params), exact_max_rows_(exact_max_rows), limits_(limits) {
   for (double p : params.percentiles) fractions_.push_back(p / 100.0);
   for (double f : {0.5, 0.95, 0.99}) fractions_.push_back(f);
   std::sort(fractions_.begin(), fractions_.end());
@@ -274,6 +279,7 @@ std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError
   const auto start_us = instant(params_.start);
   const auto end_us = instant(params_.end);
   statement_ = "statistics_resolve_range";
+  if (limits_.deadline) limits_.deadline->limit(tx_);
   ResolvedRange r;
   try {
     // An error here aborts the transaction; the request ends with it.
@@ -307,7 +313,24 @@ std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError
                                       std::to_string(StatisticsParams::kMaxRangeDays) + " days"});
     return std::nullopt;
   }
+  if (const auto buckets = bucket_count(r); buckets > limits_.max_buckets) {
+    errors.push_back({"group_by", "group_by=" + std::string(to_string(params_.group_by)) +
+                                      " over this range makes up to " + std::to_string(buckets) +
+                                      " buckets; at most " + std::to_string(limits_.max_buckets) +
+                                      " per request: shorten the range or use longer buckets"});
+    return std::nullopt;
+  }
   return r;
+}
+
+std::uint64_t StatisticsQuery::bucket_count(const ResolvedRange& range) const {
+  std::int64_t unit = 0;
+  if (params_.group_by == GroupBy::hour) unit = kHourUs;
+  if (params_.group_by == GroupBy::day) unit = kDayUs;
+  if (params_.group_by == GroupBy::week) unit = 7 * kDayUs;
+  if (unit == 0) return 0;
+  // Up to one more for a range that starts inside a bucket (and a 25-hour day).
+  return static_cast<std::uint64_t>(ceil_to(range.end_us - range.start_us, unit) / unit) + 1;
 }
 
 bool StatisticsQuery::sketch_allowed(const ResolvedRange& range) const {
@@ -324,19 +347,25 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
   std::int64_t h1 = floor_to(end_us, kHourUs);
   if (h0 > h1) h0 = h1 = start_us;  // within one hour: rows only
   const bool time_group = group && is_time_grouping(params_.group_by);
-  const bool daily = !time_group || range.tz_is_utc;
+  // Daily (UTC) rollups serve ungrouped sums, and UTC days and weeks; never hours.
+  const bool daily = !time_group || (range.tz_is_utc && params_.group_by != GroupBy::hour);
   std::int64_t d0 = ceil_to(h0, kDayUs);
   std::int64_t d1 = floor_to(h1, kDayUs);
   if (!daily || d0 >= d1) d0 = d1 = h0;
 
   const auto unit = time_group ? trunc_unit(params_.group_by) : std::nullopt;
   statement_ = kPieces.name.c_str();
+  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
-  auto result =
-      tx_.exec_prepared(prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
-                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
-                        format_rfc3339_utc(h0), format_rfc3339_utc(h1), format_rfc3339_utc(d0),
-                        format_rfc3339_utc(d1), c_str(unit), params_.tz);
+  auto result = tx_.exec_prepared(
+      prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
+      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(h0),
+      format_rfc3339_utc(h1), format_rfc3339_utc(d0), format_rfc3339_utc(d1), c_str(unit),
+      params_.tz, std::to_string(limits_.max_rollup_rows + 1));
+  if (result.size() > limits_.max_rollup_rows) {
+    throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
+                                " rollup rows");
+  }
 
   // Keyed by what the grouping needs: workflow, status or bucket.
   std::map<std::tuple<std::string, std::string, std::int64_t>, Accumulated> by_key;
@@ -381,6 +410,7 @@ std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us
   fractions += '}';
   const auto unit = trunc_unit(params_.group_by);
   statement_ = kExact.name.c_str();
+  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
   auto result =
       tx_.exec_prepared(prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
@@ -470,6 +500,7 @@ std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& ran
   if (exact) {
     method_ = StatisticsMethod::exact;
     statement_ = kExactHistogram.name.c_str();
+    if (limits_.deadline) limits_.deadline->limit(tx_);
     const auto f = filters_of(params_);
     auto result = tx_.exec_prepared(prepared(tx_, kExactHistogram, f.shape), c_str(f.workflows),
                                     c_str(f.statuses), format_rfc3339_utc(range.start_us),

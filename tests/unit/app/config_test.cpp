@@ -80,6 +80,29 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.jwt_issuer == defaults.jwt_issuer);
   CHECK(shipped.jwt_leeway_seconds == defaults.jwt_leeway_seconds);
   CHECK(shipped.project_ids_claim == defaults.project_ids_claim);
+  CHECK(shipped.statistics_request_timeout_ms == defaults.statistics_request_timeout_ms);
+  CHECK(shipped.statistics_max_buckets == defaults.statistics_max_buckets);
+  CHECK(shipped.statistics_max_rollup_rows == defaults.statistics_max_rollup_rows);
+  CHECK(shipped.statistics_max_in_flight_per_caller ==
+        defaults.statistics_max_in_flight_per_caller);
+}
+
+TEST_CASE("statistics bounds load from the file and the environment", "[config]") {
+  const Config defaults = load_config("", nullptr);
+  CHECK(defaults.statistics_request_timeout_ms == 5000);
+  CHECK(defaults.statistics_max_in_flight_per_caller == 4);
+  Env env({"MESHHOOK_STATS_STATISTICS_REQUEST_TIMEOUT_MS=1",
+           "MESHHOOK_STATS_STATISTICS_MAX_BUCKETS=100",
+           "MESHHOOK_STATS_STATISTICS_MAX_ROLLUP_ROWS=5000",
+           "MESHHOOK_STATS_STATISTICS_MAX_IN_FLIGHT_PER_CALLER=2"});
+  const Config c = load_config(kFixtures + "/good.yaml", env.get());
+  CHECK(c.statistics_request_timeout_ms == 1);
+  CHECK(c.statistics_max_buckets == 100);
+  CHECK(c.statistics_max_rollup_rows == 5000);
+  CHECK(c.statistics_max_in_flight_per_caller == 2);
+  Env bad({"MESHHOOK_STATS_STATISTICS_MAX_ROLLUP_ROWS=10"});
+  CHECK_THROWS_WITH(load_config("", bad.get()),
+                    Catch::Contains("statistics.max_rollup_rows: must be an integer from 1000"));
 }
 
 TEST_CASE("the good config fixture loads", "[config]") {

@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "meshhook/bridge/statistics/request_deadline.h"
 #include "meshhook/bridge/statistics/statistics_params.h"
 
 namespace pqxx {
@@ -49,16 +51,37 @@ struct HistogramBucket {
   std::uint64_t count = 0;
 };
 
+/// The most work one request may ask for, and its deadline.
+struct StatisticsQueryLimits {
+  /// Time buckets (group_by=hour, day or week) one period may have; more answer a
+  /// ParameterError on group_by.
+  std::uint64_t max_buckets = 2500;
+  /// Rollup and edge rows one period may read on the sketch path (they are all in memory
+  /// at once); more throw StatisticsTooMuchData.
+  std::uint64_t max_rollup_rows = 200000;
+  /// Every statement gets the time it leaves; null: no deadline.
+  const RequestDeadline* deadline = nullptr;
+};
+
+/// The sketch path would read more than StatisticsQueryLimits::max_rollup_rows rows.
+class StatisticsTooMuchData : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class StatisticsQuery {
  public:
   /// With exact unset, at most this many rows are answered exactly; more from the rollups.
   static constexpr std::uint64_t kDefaultExactMaxRows = 2000;
 
   StatisticsQuery(pqxx::transaction_base& tx, const StatisticsParams& params,
-                  std::uint64_t exact_max_rows = kDefaultExactMaxRows);
+                  std::uint64_t exact_max_rows = kDefaultExactMaxRows,
+                  StatisticsQueryLimits limits = {});
 
   /// Resolves the date range in tz. Returns errors naming start_date, end_date or tz when
-  /// the range is empty, too long, or tz is unknown to Postgres.
+  /// the range is empty, too long, or tz is unknown to Postgres, and group_by when the range
+  /// has more time buckets than limits.max_buckets. Statements throw RequestTimeout or
+  /// pqxx::sql_error 57014 once the deadline passes.
   std::optional<ResolvedRange> resolve(std::vector<ParameterError>& errors);
 
   /// The groups of [start_us, end_us), sorted by key, every group (no paging). The first
@@ -81,12 +104,14 @@ class StatisticsQuery {
   struct Accumulated;
   std::vector<StatisticsGroup> exact_groups(std::int64_t start_us, std::int64_t end_us);
   bool sketch_allowed(const ResolvedRange& range) const;
+  std::uint64_t bucket_count(const ResolvedRange& range) const;
   std::vector<Accumulated> sketch_pieces(const ResolvedRange& range, std::int64_t start_us,
                                          std::int64_t end_us, bool group);
 
   pqxx::transaction_base& tx_;
   const StatisticsParams& params_;
   std::uint64_t exact_max_rows_;
+  StatisticsQueryLimits limits_;
   std::vector<double> fractions_;
   std::optional<StatisticsMethod> method_;
   const char* statement_ = "";
