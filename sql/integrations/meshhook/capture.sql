@@ -7,11 +7,13 @@
 
 -- security definer: the row is written with the table owner's rights, so the trigger keeps
 -- working when execution_time_statistics gets row level security and the worker role has no
--- grant on it. search_path is pinned to the schema this script runs in.
+-- grant on it. search_path is pinned (below) to the catalog, the schema this script runs in,
+-- then pg_temp: last, so that a temporary table of the caller's (a MeshHook worker may create
+-- them) never stands in for execution_time_statistics while this runs as the owner.
 create or replace function meshhook_stats_capture_run() returns trigger
     language plpgsql
     security definer
-    set search_path from current
+    set search_path = pg_catalog, pg_temp  -- replaced below by one naming this schema
 as $$
 declare
     elapsed_us bigint;
@@ -42,6 +44,13 @@ $$;
 
 comment on function meshhook_stats_capture_run() is
     'meshhook-stats: records finished workflow_runs in execution_time_statistics';
+
+do $$
+begin
+    execute format('alter function meshhook_stats_capture_run() set search_path = pg_catalog, %I, pg_temp',
+                   current_schema());
+end
+$$;
 
 do $$
 begin
