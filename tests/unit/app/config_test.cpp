@@ -80,6 +80,17 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.jwt_issuer == defaults.jwt_issuer);
   CHECK(shipped.jwt_leeway_seconds == defaults.jwt_leeway_seconds);
   CHECK(shipped.project_ids_claim == defaults.project_ids_claim);
+  CHECK(shipped.allowed_roles == defaults.allowed_roles);
+}
+
+TEST_CASE("auth.allowed_roles defaults to authenticated and names bad roles", "[config]") {
+  CHECK(load_config("", nullptr).allowed_roles == std::vector<std::string>{"authenticated"});
+  Env env({"MESHHOOK_STATS_AUTH_ALLOWED_ROLES=authenticated, service_role"});
+  CHECK(load_config("", env.get()).allowed_roles ==
+        std::vector<std::string>{"authenticated", "service_role"});
+  Env bad({"MESHHOOK_STATS_AUTH_ALLOWED_ROLES=anon;drop"});
+  CHECK_THROWS_WITH(load_config("", bad.get()),
+                    Catch::Contains("auth.allowed_roles") && Catch::Contains("not a role name"));
 }
 
 TEST_CASE("the good config fixture loads", "[config]") {
