@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,9 +13,11 @@
 #include "config.h"
 #include "logging.h"
 #include "meshhook/bridge/common/rfc3339.h"
+#include "meshhook/bridge/common/uuid.h"
 #include "meshhook/bridge/storage/backfill.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/run_event.h"
+#include "meshhook/bridge/storage/tenant_roles.h"
 #include "service.h"
 
 namespace meshhook::app {
@@ -24,15 +27,17 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   std::size_t i = 1;
   if (i < args.size() && !args[i].empty() && args[i][0] != '-') {
     cl.command = args[i++];
-    if (cl.command != "serve" && cl.command != "migrate" && cl.command != "backfill") {
+    if (cl.command != "serve" && cl.command != "migrate" && cl.command != "backfill" &&
+        cl.command != "grant-tenant" && cl.command != "revoke-tenant") {
       throw UsageError("unknown command \"" + cl.command +
-                       "\" (commands: serve, migrate, backfill)");
+                       "\" (commands: serve, migrate, backfill, grant-tenant, revoke-tenant)");
     }
   }
   auto value = [&](const std::string& flag) -> std::string {
     if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
     return args[++i];
   };
+  const bool tenant_command = cl.command == "grant-tenant" || cl.command == "revoke-tenant";
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
     const auto eq = a.find('=');
@@ -50,12 +55,40 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       cl.since = arg();
     } else if (flag == "--until" && cl.command == "backfill") {
       cl.until = arg();
+    } else if (flag == "--project" && tenant_command) {
+      cl.project = arg();
+    } else if (flag == "--role" && tenant_command) {
+      cl.tenant_role = arg();
     } else {
       throw UsageError("unknown option \"" + a + "\" (see --help)");
     }
   }
   if (cl.command == "backfill" && cl.since.empty() && !cl.help) {
     throw UsageError("backfill needs --since DATE");
+  }
+  if (tenant_command && !cl.help) {
+    if (cl.project.empty() || cl.tenant_role.empty()) {
+      throw UsageError(cl.command + " needs --project UUID and --role NAME");
+    }
+    if (!bridge::Uuid::parse(cl.project)) {
+      throw UsageError(
+          "--project: expected a project uuid like "
+          "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa, got \"" +
+          cl.project + "\"");
+    }
+    const auto& r = cl.tenant_role;
+    const bool ok =
+        r.size() <= 63 &&
+        std::all_of(
+            r.begin(), r.end(),
+            [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }) &&
+        !(r[0] >= '0' && r[0] <= '9') && !r.starts_with("pg_");
+    if (!ok) {
+      throw UsageError(
+          "--role: a role name is lower-case letters, digits and _, at most 63, "
+          "not starting with a digit or pg_ (got \"" +
+          r + "\")");
+    }
   }
   return cl;
 }
@@ -70,6 +103,13 @@ std::string usage() {
       "  meshhook-stats migrate [--config FILE]     bring the database schema up to date\n"
       "  meshhook-stats backfill --since DATE [--until DATE] [--config FILE]\n"
       "                                             import finished runs from workflow_runs\n"
+      "  meshhook-stats grant-tenant --project UUID --role NAME [--config FILE]\n"
+      "                                             let Postgres role NAME (and every login\n"
+      "                                             granted it) read that project's statistics\n"
+      "                                             over SQL, e.g. Grafana's Postgres data\n"
+      "                                             source; creates NAME (NOLOGIN) if absent\n"
+      "  meshhook-stats revoke-tenant --project UUID --role NAME [--config FILE]\n"
+      "                                             undo one grant-tenant\n"
       "  meshhook-stats --check-config [--config FILE]\n"
       "                                             validate the configuration and exit\n"
       "\n"
@@ -190,6 +230,32 @@ int backfill(const Config& config, const CommandLine& cl) {
   return 0;
 }
 
+int tenant_grant(const Config& config, const CommandLine& cl) {
+  if (config.database_url.empty()) {
+    spdlog::error("{} needs a database: set database.url (or MESHHOOK_STATS_DATABASE_URL)",
+                  cl.command);
+    return 2;
+  }
+  try {
+    if (cl.command == "grant-tenant") {
+      bridge::grant_tenant(config.database_url, cl.tenant_role, cl.project);
+      spdlog::info("role {} (and every login granted it) may now read project {} over SQL",
+                   cl.tenant_role, cl.project);
+      return 0;
+    }
+    if (!bridge::revoke_tenant(config.database_url, cl.tenant_role, cl.project)) {
+      spdlog::error("role {} has no grant for project {}: nothing revoked", cl.tenant_role,
+                    cl.project);
+      return 1;
+    }
+    spdlog::info("role {} may no longer read project {}", cl.tenant_role, cl.project);
+    return 0;
+  } catch (const bridge::TenantGrantError& e) {
+    spdlog::error("{}: {}", cl.command, e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, char** envp) {
@@ -224,6 +290,9 @@ int run(const std::vector<std::string>& args, char** envp) {
   try {
     if (cl.command == "migrate") return migrate(config);
     if (cl.command == "backfill") return backfill(config, cl);
+    if (cl.command == "grant-tenant" || cl.command == "revoke-tenant") {
+      return tenant_grant(config, cl);
+    }
     return serve(config);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

@@ -7,13 +7,15 @@
 namespace meshhook::app {
 
 struct CommandLine {
-  std::string command = "serve";  // serve, migrate, backfill
+  std::string command = "serve";  // serve, migrate, backfill, grant-tenant, revoke-tenant
   std::string config_path;        // empty: built-in defaults
   bool check_config = false;
   bool help = false;
   bool version = false;
-  std::string since;  // backfill
-  std::string until;  // backfill
+  std::string since;        // backfill
+  std::string until;        // backfill
+  std::string project;      // grant-tenant, revoke-tenant: the project uuid
+  std::string tenant_role;  // grant-tenant, revoke-tenant: the Postgres role
 };
 
 class UsageError : public std::runtime_error {

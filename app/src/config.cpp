@@ -184,6 +184,31 @@ const std::vector<Setting>& settings() {
            fail(o, k, "must be a claim name or dotted path, e.g. app_metadata.project_ids");
          }
        }},
+      {"auth.allowed_roles", true,
+       [](N n, O o, K k, Config& c) {
+         std::vector<std::string> roles;
+         auto add = [&](const std::string& r) {
+           const bool ok =
+               !r.empty() && r.size() <= 63 && std::all_of(r.begin(), r.end(), [](char ch) {
+                 return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+               });
+           if (!ok) {
+             fail(o, k, "\"" + r + "\" is not a role name (letters, digits, _ and -, at most 63)");
+           }
+           roles.push_back(r);
+         };
+         if (n.IsSequence()) {
+           for (const auto& item : n) add(scalar(item, o, k));
+         } else {
+           add(scalar(n, o, k));
+         }
+         if (roles.empty()) {
+           fail(o, k,
+                "must list at least one role (e.g. [authenticated]); no role would "
+                "refuse every caller");
+         }
+         c.allowed_roles = std::move(roles);
+       }},
       {"metrics.listen", false,
        [](N n, O o, K k, Config& c) { c.metrics.listen = listen_address(n, o, k, true); }},
       {"metrics.threads", false,

@@ -51,6 +51,9 @@ struct Config {
   std::string jwt_issuer;           // "" = iss not checked
   int jwt_leeway_seconds = 30;
   std::string project_ids_claim;  // standalone: the claim listing the caller's project ids
+  // The JWT `role` claims that may read statistics (Supabase's anon key has role "anon"); a
+  // token without a role claim counts as "authenticated".
+  std::vector<std::string> allowed_roles{"authenticated"};
 
   std::vector<std::string> ingest_token_sha256;  // lower-case hex SHA-256 of each token
   std::size_t ingest_max_body_bytes = 4 * 1024 * 1024;

@@ -51,6 +51,7 @@ std::string read_key_file(const std::string& key, const std::string& path) {
 bridge::ClaimsResolverOptions claims_resolver_options(const Config& c) {
   bridge::ClaimsResolverOptions o;
   o.project_ids_claim = c.project_ids_claim;
+  o.allowed_roles = c.allowed_roles;
   const auto algorithm = bridge::parse_jwt_algorithm(c.jwt_algorithm).value();
   std::string key;
   if (algorithm == bridge::JwtAlgorithm::hs256) {

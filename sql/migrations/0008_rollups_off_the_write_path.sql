@@ -340,7 +340,7 @@ declare
 begin
     foreach f in array array['meshhook_stats_rollups_append()', 'meshhook_stats_compact(integer)',
                              'meshhook_stats_rollups_remove()', 'meshhook_stats_rollups_truncate()'] loop
-        execute format('alter function %s set search_path = %I, pg_catalog, pg_temp',
+        execute format('alter function %s set search_path = pg_catalog, %I, pg_temp',
                        f, current_schema());
     end loop;
 end
@@ -416,7 +416,7 @@ end
 $$;
 do $$
 begin
-    execute format('alter function meshhook_stats_rollups_read_only() set search_path = %I, pg_catalog, pg_temp',
+    execute format('alter function meshhook_stats_rollups_read_only() set search_path = pg_catalog, %I, pg_temp',
                    current_schema());
 end
 $$;

@@ -21,8 +21,10 @@ const std::string kSecret = "fuzz-secret-fuzz-secret-fuzz-secret-0123";
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace meshhook::bridge;
   static const ClaimsResolver resolver(ClaimsResolverOptions{
-      JwtOptions{.algorithm = JwtAlgorithm::hs256, .key = kSecret, .audience = "authenticated"},
-      "app_metadata.project_ids"});
+      .jwt =
+          JwtOptions{.algorithm = JwtAlgorithm::hs256, .key = kSecret, .audience = "authenticated"},
+      .project_ids_claim = "app_metadata.project_ids",
+      .allowed_roles = {"authenticated"}});
   if (size == 0) return 0;
   const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   std::string token;

@@ -157,6 +157,23 @@ class StatisticsAuthTest(unittest.TestCase):
         missing = self.get(f"workflow_id={WORKFLOW_NONE}", token)
         self.assertEqual(comparable(theirs, WORKFLOW_B), comparable(missing, WORKFLOW_NONE))
 
+    def test_a_token_whose_role_is_not_allowed_answers_403_forbidden_role(self):
+        anon = make_jwt(claims_for(PROJECT_A, role="anon"))  # as Supabase's public anon key
+        for r in (self.get("group_by=workflow", anon),
+                  harness.request("GET", f"{self.daemon.api}/api/v1/tenants/{PROJECT_A}/metrics",
+                                  headers={"Authorization": "Bearer " + anon})):
+            self.assertEqual(r.status, 403, r.body[:300])
+            body = r.json()
+            self.assertEqual(set(body), {"error", "message"})
+            self.assertEqual(body["error"], "forbidden_role")
+        r = self.get("group_by=workflow", make_jwt(claims_for(PROJECT_A, role="service_role")))
+        self.assertEqual(r.status, 403, r.body[:300])
+
+    def test_a_token_without_a_role_claim_reads_as_authenticated(self):
+        r = self.get("group_by=workflow", make_jwt(claims_for(PROJECT_A, role=None)))
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual([g["count"] for g in r.json()["groups"]], [2])
+
     def test_a_token_without_projects_sees_nothing(self):
         r = self.get("group_by=workflow", make_jwt(claims_for(PROJECT_A, project_ids=[])))
         self.assertEqual(r.status, 200, r.body)

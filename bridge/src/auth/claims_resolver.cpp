@@ -1,5 +1,6 @@
 #include "meshhook/bridge/auth/claims_resolver.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,15 @@ ClaimsResolution unauthorized(std::string_view error, std::string_view message) 
       std::string(error == "invalid_token"
                       ? "Bearer realm=\"meshhook-stats\", error=\"invalid_token\""
                       : "Bearer realm=\"meshhook-stats\""));
+  return r;
+}
+
+ClaimsResolution forbidden_role() {
+  ClaimsResolution r;
+  // Not the role itself: it is the caller's text.
+  r.error = json_error(403, "forbidden_role",
+                       "the token's role claim is not one that may read statistics "
+                       "(auth.allowed_roles); sign in for a user token");
   return r;
 }
 
@@ -71,6 +81,16 @@ ClaimsResolution ClaimsResolver::resolve_token(std::string_view token,
   json claims = json::parse(verified.claims->claims_json, nullptr, false);
   if (!claims.is_object())
     return unauthorized("invalid_token", "the token payload is not an object");
+  std::string role = kDefaultRole;
+  if (const auto it = claims.find("role"); it != claims.end()) {
+    if (!it->is_string())
+      return unauthorized("invalid_token", "the token's role claim must be a string");
+    role = it->get<std::string>();
+  }
+  if (std::find(options_.allowed_roles.begin(), options_.allowed_roles.end(), role) ==
+      options_.allowed_roles.end()) {
+    return forbidden_role();
+  }
   json ids = json::array();
   if (!options_.project_ids_claim.empty()) {
     if (const json* listed = find_path(claims, options_.project_ids_claim)) {

@@ -7,8 +7,9 @@
 
 -- security definer: the row is written with the table owner's rights, so the trigger keeps
 -- working when execution_time_statistics gets row level security and the worker role has no
--- grant on it. search_path is pinned below to the schema this script runs in, then the
--- catalog, the temporary schema last.
+-- grant on it. search_path is pinned (below) to the catalog, the schema this script runs in,
+-- then pg_temp: last, so that a temporary table of the caller's (a MeshHook worker may create
+-- them) never stands in for execution_time_statistics while this runs as the owner.
 --
 -- It never fails MeshHook's transaction: any error (our table missing, a constraint, an
 -- overflow) is caught, and the run goes to execution_time_rejected_runs with the reason
@@ -17,6 +18,7 @@
 create or replace function meshhook_stats_capture_run() returns trigger
     language plpgsql
     security definer
+    set search_path = pg_catalog, pg_temp  -- replaced below by one naming this schema
 as $$
 declare
     elapsed_us bigint;
@@ -63,15 +65,15 @@ begin
 end
 $$;
 
+comment on function meshhook_stats_capture_run() is
+    'meshhook-stats: records finished workflow_runs in execution_time_statistics';
+
 do $$
 begin
-    execute format('alter function meshhook_stats_capture_run() set search_path = %I, pg_catalog, pg_temp',
+    execute format('alter function meshhook_stats_capture_run() set search_path = pg_catalog, %I, pg_temp',
                    current_schema());
 end
 $$;
-
-comment on function meshhook_stats_capture_run() is
-    'meshhook-stats: records finished workflow_runs in execution_time_statistics';
 
 do $$
 begin

@@ -85,6 +85,7 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.statistics_max_rollup_rows == defaults.statistics_max_rollup_rows);
   CHECK(shipped.statistics_max_in_flight_per_caller ==
         defaults.statistics_max_in_flight_per_caller);
+  CHECK(shipped.allowed_roles == defaults.allowed_roles);
 }
 
 TEST_CASE("statistics bounds load from the file and the environment", "[config]") {
@@ -103,6 +104,16 @@ TEST_CASE("statistics bounds load from the file and the environment", "[config]"
   Env bad({"MESHHOOK_STATS_STATISTICS_MAX_ROLLUP_ROWS=10"});
   CHECK_THROWS_WITH(load_config("", bad.get()),
                     Catch::Contains("statistics.max_rollup_rows: must be an integer from 1000"));
+}
+
+TEST_CASE("auth.allowed_roles defaults to authenticated and names bad roles", "[config]") {
+  CHECK(load_config("", nullptr).allowed_roles == std::vector<std::string>{"authenticated"});
+  Env env({"MESHHOOK_STATS_AUTH_ALLOWED_ROLES=authenticated, service_role"});
+  CHECK(load_config("", env.get()).allowed_roles ==
+        std::vector<std::string>{"authenticated", "service_role"});
+  Env bad({"MESHHOOK_STATS_AUTH_ALLOWED_ROLES=anon;drop"});
+  CHECK_THROWS_WITH(load_config("", bad.get()),
+                    Catch::Contains("auth.allowed_roles") && Catch::Contains("not a role name"));
 }
 
 TEST_CASE("the good config fixture loads", "[config]") {

@@ -259,9 +259,12 @@ HttpRequest with_authorization(const std::string& value) {
   return r;
 }
 
-ClaimsResolver resolver(std::string project_ids_claim = "") {
-  return ClaimsResolver(ClaimsResolverOptions{
-      JwtOptions{.algorithm = JwtAlgorithm::hs256, .key = kSecret}, std::move(project_ids_claim)});
+ClaimsResolver resolver(std::string project_ids_claim = "",
+                        std::vector<std::string> allowed_roles = {"authenticated"}) {
+  return ClaimsResolver(
+      ClaimsResolverOptions{.jwt = JwtOptions{.algorithm = JwtAlgorithm::hs256, .key = kSecret},
+                            .project_ids_claim = std::move(project_ids_claim),
+                            .allowed_roles = std::move(allowed_roles)});
 }
 
 }  // namespace
@@ -316,4 +319,49 @@ TEST_CASE("the resolver hands on the configured project ids claim, and only that
   r = resolver("app_metadata.projects").resolve(with_authorization("Bearer " + token_hs256(c)));
   CHECK_FALSE(r.ok());
   CHECK(r.error.status == 401);
+}
+
+TEST_CASE("the resolver answers 403 forbidden_role for a role that is not allowed", "[jwt]") {
+  auto c = claims(4102444800);
+  c["role"] = "anon";  // Supabase's public anon key
+  auto r = resolver().resolve(with_authorization("Bearer " + token_hs256(c)));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error.status == 403);
+  const auto body = json::parse(r.error.body);
+  CHECK(body.at("error") == "forbidden_role");
+  CHECK(body.at("message").is_string());
+
+  c["role"] = "service_role";
+  CHECK(resolver().resolve(with_authorization("Bearer " + token_hs256(c))).error.status == 403);
+  CHECK(resolver("", {"authenticated", "service_role"})
+            .resolve(with_authorization("Bearer " + token_hs256(c)))
+            .ok());
+
+  c["role"] = "authenticated";
+  CHECK(resolver().resolve(with_authorization("Bearer " + token_hs256(c))).ok());
+  CHECK(resolver("", {"dashboard"})
+            .resolve(with_authorization("Bearer " + token_hs256(c)))
+            .error.status == 403);
+}
+
+TEST_CASE("a token without a role claim counts as authenticated", "[jwt]") {
+  auto c = claims(4102444800);
+  c.erase("role");
+  CHECK(resolver().resolve(with_authorization("Bearer " + token_hs256(c))).ok());
+  const auto r =
+      resolver("", {"dashboard"}).resolve(with_authorization("Bearer " + token_hs256(c)));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error.status == 403);
+}
+
+TEST_CASE("a role claim that is not a string is an invalid token", "[jwt]") {
+  auto c = claims(4102444800);
+  for (const auto& role : {json(1), json::array({"authenticated"}), json(nullptr)}) {
+    INFO(role.dump());
+    c["role"] = role;
+    const auto r = resolver().resolve(with_authorization("Bearer " + token_hs256(c)));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error.status == 401);
+    CHECK(json::parse(r.error.body).at("error") == "invalid_token");
+  }
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "meshhook/bridge/auth/jwt_verifier.h"
 #include "meshhook/bridge/auth/tenant_claims.h"
@@ -21,11 +22,16 @@ struct ClaimsResolverOptions {
   /// list is handed to Postgres as the claim meshhook_project_ids, which the row level
   /// security policies read. "" = none (a meshhook_project_ids in the token is dropped).
   std::string project_ids_claim;
+  /// The values of the token's `role` claim that may read (Supabase signs its public anon key,
+  /// role "anon", with the same secret as users' tokens). A token without a role claim counts
+  /// as "authenticated", the role Supabase gives signed-in users; a role claim that is not a
+  /// string is an invalid token.
+  std::vector<std::string> allowed_roles{"authenticated"};
 };
 
 struct ClaimsResolution {
   std::optional<TenantClaims> claims;  // the caller, when authenticated
-  HttpResponse error;                  // otherwise the 401 to answer
+  HttpResponse error;  // otherwise the 401 (no valid token) or 403 (forbidden_role) to answer
   bool ok() const noexcept { return claims.has_value(); }
 };
 
@@ -34,6 +40,8 @@ class ClaimsResolver {
   /// The claim added to the claims for the policies.
   static constexpr const char* kProjectIdsClaim = "meshhook_project_ids";
   static constexpr std::size_t kMaxProjectIds = 10000;
+  /// The role of a token without a role claim.
+  static constexpr const char* kDefaultRole = "authenticated";
 
   /// Throws std::invalid_argument when the JWT key does not suit its algorithm.
   explicit ClaimsResolver(ClaimsResolverOptions options);
