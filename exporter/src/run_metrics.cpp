@@ -42,11 +42,25 @@ RunMetrics::RunMetrics(Registry& registry, RunMetricsOptions options)
       info_(registry.add_gauge(
           capped("meshhook_workflow_info",
                  "Names of MeshHook workflows, for joins on workflow; the value is always 1.", "",
-                 {"tenant", "workflow", "name"}, {"workflow", "name"}, options_))) {}
+                 {"tenant", "workflow", "name"}, {"workflow", "name"}, options_))),
+      duplicates_(registry
+                      .add_counter({.name = "meshhook_stats_duplicate_runs_total",
+                                    .help = "Runs not observed again because their run id was "
+                                            "observed within the duplicate window (retries)."})
+                      .with({})) {
+  if (options_.duplicate_window_runs > 0) {
+    recent_ = std::make_unique<RecentRunIds>(options_.duplicate_window_runs,
+                                             options_.duplicate_window_age);
+  }
+}
 
 void RunMetrics::observe(const RunObservation& run) noexcept {
   // Negative, NaN and infinite durations are bad input; they would corrupt _sum.
   if (!std::isfinite(run.duration_seconds) || run.duration_seconds < 0) return;
+  if (recent_ != nullptr && !run.run_id.empty() && recent_->seen_or_remember(run.run_id)) {
+    duplicates_.inc();
+    return;
+  }
   try {
     Histogram& h = duration_.with({run.tenant, run.workflow, run.status});
     if (options_.exemplars && !run.run_id.empty()) {

@@ -177,6 +177,44 @@ TEST_CASE("run metrics never exceed the cap under a flood of made-up tenants and
   CHECK(dropped_for("meshhook_workflow_info") == static_cast<double>(kRuns - own_info));
 }
 
+TEST_CASE("run metrics count a re-posted run once, and the repost as a duplicate", "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  auto r = run("w1", 0.5);
+  r.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6b";
+  m.observe(r);
+  m.observe(r);  // the producer's retry
+  auto other = run("w1", 0.5);
+  other.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6c";
+  m.observe(other);
+  const auto fs = reg.collect();
+  const auto& h = find(fs, "meshhook_workflow_run_duration_seconds");
+  REQUIRE(h.series.size() == 1);
+  CHECK(h.series[0].count == 2);
+  CHECK(h.series[0].sum == Approx(1.0));
+  CHECK(find(fs, "meshhook_workflow_runs_total").series[0].value == 2);
+  const auto& dup = find(fs, "meshhook_stats_duplicate_runs_total");
+  CHECK(dup.help ==
+        "Runs not observed again because their run id was observed within the duplicate window "
+        "(retries).");
+  REQUIRE(dup.series.size() == 1);
+  CHECK(dup.series[0].value == 1);
+}
+
+TEST_CASE("run metrics count every run when the duplicate window is off", "[exporter]") {
+  Registry reg;
+  RunMetricsOptions o;
+  o.duplicate_window_runs = 0;
+  RunMetrics m(reg, o);
+  auto r = run("w1", 0.5);
+  r.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6b";
+  m.observe(r);
+  m.observe(r);
+  const auto fs = reg.collect();
+  CHECK(find(fs, "meshhook_workflow_run_duration_seconds").series[0].count == 2);
+  CHECK(find(fs, "meshhook_stats_duplicate_runs_total").series[0].value == 0);
+}
+
 TEST_CASE("run metrics truncate long label values", "[exporter]") {
   Registry reg;
   RunMetricsOptions o;
