@@ -167,11 +167,14 @@ void BM_Collect10kSeries(benchmark::State& state) {
 }
 BENCHMARK(BM_Collect10kSeries)->Unit(benchmark::kMillisecond);
 
-// The whole path of one run event: histogram, counter (and exemplar) via label lookups. Every
-// run has its own id, as producers send them.
+// The whole path of one run event: histogram, counter (and exemplar) via label lookups, and the
+// duplicate window (its size is the argument; 0 = off). Every run has its own id, as producers
+// send them.
 void BM_RunMetricsObserve(benchmark::State& state) {
   Registry registry;
-  RunMetrics metrics(registry, {});
+  RunMetricsOptions options;
+  options.duplicate_window_runs = static_cast<std::size_t>(state.range(0));
+  RunMetrics metrics(registry, options);
   std::vector<std::string> workflows;
   for (unsigned w = 0; w < 100; ++w) workflows.push_back(uuid(w));
   const std::string tenant = uuid(5000);
@@ -190,7 +193,7 @@ void BM_RunMetricsObserve(benchmark::State& state) {
     ++n;
   }
 }
-BENCHMARK(BM_RunMetricsObserve);
+BENCHMARK(BM_RunMetricsObserve)->ArgName("window")->Arg(0)->Arg(65536)->Arg(1000000);
 
 // A producer's retry: the same run posted again, which is recognised and not counted twice.
 void BM_RunMetricsObserveRepost(benchmark::State& state) {
