@@ -167,27 +167,54 @@ void BM_Collect10kSeries(benchmark::State& state) {
 }
 BENCHMARK(BM_Collect10kSeries)->Unit(benchmark::kMillisecond);
 
-// The whole path of one run event: histogram, counter (and exemplar) via label lookups.
+// The whole path of one run event: histogram, counter (and exemplar) via label lookups, and the
+// duplicate window (its size is the argument; 0 = off). Every run has its own id, as producers
+// send them.
 void BM_RunMetricsObserve(benchmark::State& state) {
   Registry registry;
-  RunMetrics metrics(registry, {});
+  RunMetricsOptions options;
+  options.duplicate_window_runs = static_cast<std::size_t>(state.range(0));
+  RunMetrics metrics(registry, options);
   std::vector<std::string> workflows;
   for (unsigned w = 0; w < 100; ++w) workflows.push_back(uuid(w));
   const std::string tenant = uuid(5000);
-  const std::string run_id = uuid(6000);
+  std::string run_id = uuid(6000);
   RunObservation run;
   run.tenant = tenant;
   run.status = "succeeded";
-  run.run_id = run_id;
   run.finished_at_seconds = 1700000000;
   std::size_t n = 0;
   for (auto _ : state) {
+    std::snprintf(run_id.data(), run_id.size() + 1, "%08zx-1c2a-4e5b-9a6d-%012zx", n, n);
+    run.run_id = run_id;
     run.workflow = workflows[n % 100];
     run.duration_seconds = value_for(static_cast<std::int64_t>(n));
     metrics.observe(run);
     ++n;
   }
 }
-BENCHMARK(BM_RunMetricsObserve);
+BENCHMARK(BM_RunMetricsObserve)->ArgName("window")->Arg(0)->Arg(65536)->Arg(1000000);
+
+// A producer's retry: the same run posted again, which is recognised and not counted twice.
+void BM_RunMetricsObserveRepost(benchmark::State& state) {
+  Registry registry;
+  RunMetrics metrics(registry, {});
+  const std::string tenant = uuid(5000);
+  const std::string workflow = uuid(1);
+  std::vector<std::string> run_ids;
+  for (unsigned r = 0; r < 1024; ++r) run_ids.push_back(uuid(100000 + r));
+  RunObservation run;
+  run.tenant = tenant;
+  run.workflow = workflow;
+  run.status = "succeeded";
+  run.duration_seconds = 0.5;
+  run.finished_at_seconds = 1700000000;
+  std::size_t n = 0;
+  for (auto _ : state) {
+    run.run_id = run_ids[n++ % run_ids.size()];
+    metrics.observe(run);
+  }
+}
+BENCHMARK(BM_RunMetricsObserveRepost);
 
 }  // namespace

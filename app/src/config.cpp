@@ -247,6 +247,14 @@ const std::vector<Setting>& settings() {
        }},
       {"histograms.exemplars", false,
        [](N n, O o, K k, Config& c) { c.exemplars = boolean(n, o, k); }},
+      {"histograms.duplicate_window_runs", false,
+       [](N n, O o, K k, Config& c) {
+         c.duplicate_window_runs = integer<std::size_t>(n, o, k, 0, 100000000);
+       }},
+      {"histograms.duplicate_window_seconds", false,
+       [](N n, O o, K k, Config& c) {
+         c.duplicate_window_seconds = integer(n, o, k, 1, 7 * 86400);
+       }},
       {"ingest.token_sha256", true,
        [](N n, O o, K k, Config& c) { c.ingest_token_sha256 = sha256_list(n, o, k); }},
       {"ingest.max_body_bytes", false,

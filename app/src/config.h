@@ -41,6 +41,10 @@ struct Config {
   std::size_t max_series_per_family = 10000;
   std::size_t max_label_value_length = 128;
   bool exemplars = true;
+  // Run ids remembered so that a producer's retry is not counted twice: the last N, at most
+  // this many seconds old; 0 runs = off.
+  std::size_t duplicate_window_runs = 1000000;
+  int duplicate_window_seconds = 86400;
 
   // Read API auth: the caller's JWT (Supabase's HS256 secret, or an RS256/ES256 public key).
   std::string jwt_algorithm = "HS256";  // HS256, RS256 or ES256; no other is ever accepted

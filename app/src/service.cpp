@@ -123,8 +123,10 @@ struct Service::Impl {
   explicit Impl(Config c)
       : config(std::move(c)),
         run_metrics(registry,
-                    exporter::RunMetricsOptions{config.buckets, config.max_series_per_family,
-                                                config.max_label_value_length, config.exemplars}),
+                    exporter::RunMetricsOptions{
+                        config.buckets, config.max_series_per_family, config.max_label_value_length,
+                        config.exemplars, config.duplicate_window_runs,
+                        std::chrono::seconds(config.duplicate_window_seconds)}),
         request_durations(
             registry.add_histogram({.name = "meshhook_stats_http_request_duration_seconds",
                                     .help = "HTTP requests served, by route and status code.",

@@ -1,5 +1,6 @@
 #include "meshhook/exporter/family.h"
 
+#include <limits>
 #include <random>
 #include <stdexcept>
 
@@ -12,6 +13,7 @@ namespace {
 
 // Reused by every lookup on this thread, so that finding an existing series allocates nothing.
 thread_local std::string tl_key;
+thread_local std::vector<std::string_view> tl_folded;
 
 template <typename Values>
 void build_key(std::string& key, const Values& values, std::size_t max_len) {
@@ -98,13 +100,9 @@ std::size_t Family<Metric>::size() const {
 }
 
 template <typename Metric>
-Metric& Family<Metric>::with(std::span<const std::string_view> values) {
+Metric* Family<Metric>::find_or_create(std::span<const std::string_view> values,
+                                       std::size_t limit) {
   Impl& m = *impl_;
-  if (values.size() != m.options.label_names.size()) {
-    throw std::invalid_argument("metric family \"" + m.options.name + "\": with() got " +
-                                std::to_string(values.size()) + " label values for " +
-                                std::to_string(m.options.label_names.size()) + " label names");
-  }
   const std::size_t max_len = m.options.max_label_value_length;
   std::string& key = tl_key;
   build_key(key, values, max_len);
@@ -112,49 +110,68 @@ Metric& Family<Metric>::with(std::span<const std::string_view> values) {
   auto& shard = Impl::shard_for(m.shards, hash);
   {
     std::shared_lock lock(shard.mutex);
-    if (void* found = shard.table.find(key, hash)) return *static_cast<Metric*>(found);
+    if (void* found = shard.table.find(key, hash)) return static_cast<Metric*>(found);
   }
+  if (m.series_count.load(std::memory_order_relaxed) >= limit) return nullptr;
 
-  // A new label set. Decide whether it may have a series of its own or folds into __other__.
-  bool capped = m.overflow_index != Impl::kNoOverflowLabel &&
-                detail::truncate_utf8(values[m.overflow_index], max_len) != kOverflowLabelValue;
-  if (capped && m.capped_series.load(std::memory_order_relaxed) >= m.options.max_series) {
-    std::vector<std::string_view> folded(values.begin(), values.end());
-    folded[m.overflow_index] = kOverflowLabelValue;
-    if (m.dropped != nullptr) m.dropped->inc();
-    return with(folded);
-  }
-
-  std::string owned_key = key;  // the recursion below may reuse tl_key
   std::unique_lock lock(shard.mutex);
-  if (void* found = shard.table.find(owned_key, hash)) return *static_cast<Metric*>(found);
-  if (capped && m.capped_series.fetch_add(1, std::memory_order_relaxed) >= m.options.max_series) {
-    m.capped_series.fetch_sub(1, std::memory_order_relaxed);
-    lock.unlock();
-    std::vector<std::string_view> folded(values.begin(), values.end());
-    folded[m.overflow_index] = kOverflowLabelValue;
-    if (m.dropped != nullptr) m.dropped->inc();
-    return with(folded);
+  if (void* found = shard.table.find(key, hash)) return static_cast<Metric*>(found);
+  // Claim a place under the cap before building the series: the count is what bounds the
+  // family, whichever shard the other creators are in.
+  std::size_t held = m.series_count.load(std::memory_order_relaxed);
+  do {
+    if (held >= limit) return nullptr;
+  } while (!m.series_count.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
+  try {
+    auto series = m.make_series();
+    series->key = key;
+    series->label_values.reserve(values.size());
+    for (std::string_view v : values) {
+      series->label_values.emplace_back(detail::truncate_utf8(v, max_len));
+    }
+    detail::append_label_pairs(series->rendered_labels, m.options.label_names,
+                               series->label_values);
+    Metric& metric = series->metric;
+    const std::string_view stable_key = series->key;  // lives in the series, which never moves
+    // Everything that can throw comes before the table holds a pointer into the series.
+    shard.table.reserve_one_more();
+    {
+      std::lock_guard order_lock(m.order_mutex);
+      m.order.push_back(std::move(series));
+    }
+    shard.table.insert(stable_key, hash, &metric);
+    return &metric;
+  } catch (...) {
+    m.series_count.fetch_sub(1, std::memory_order_relaxed);
+    throw;
   }
+}
 
-  auto series = m.make_series();
-  series->key = std::move(owned_key);
-  series->label_values.reserve(values.size());
-  for (std::string_view v : values) {
-    series->label_values.emplace_back(detail::truncate_utf8(v, max_len));
+template <typename Metric>
+Metric& Family<Metric>::with(std::span<const std::string_view> values) {
+  Impl& m = *impl_;
+  if (values.size() != m.options.label_names.size()) {
+    throw std::invalid_argument("metric family \"" + m.options.name + "\": with() got " +
+                                std::to_string(values.size()) + " label values for " +
+                                std::to_string(m.options.label_names.size()) + " label names");
   }
-  detail::append_label_pairs(series->rendered_labels, m.options.label_names, series->label_values);
-  Metric& metric = series->metric;
-  const std::string_view stable_key = series->key;  // lives in the series, which never moves
-  // Everything that can throw comes before the table holds a pointer into the series.
-  shard.table.reserve_one_more();
-  {
-    std::lock_guard order_lock(m.order_mutex);
-    m.order.push_back(std::move(series));
+  if (m.limits.empty()) return *find_or_create(values, std::numeric_limits<std::size_t>::max());
+  if (Metric* found = find_or_create(values, m.limits[0])) return *found;
+
+  // Over the cap: fold step by step until a folded label set exists or fits. The last step
+  // (every label folded) always has its place kept free, so it cannot fail.
+  std::vector<std::string_view>& folded = tl_folded;
+  for (std::size_t step = 1; step < m.limits.size(); ++step) {
+    folded.assign(values.begin(), values.end());
+    for (std::size_t i : m.folded[step - 1]) folded[i] = kOverflowLabelValue;
+    const bool last = step + 1 == m.limits.size();
+    const std::size_t limit = last ? std::numeric_limits<std::size_t>::max() : m.limits[step];
+    if (Metric* found = find_or_create(folded, limit)) {
+      if (m.dropped != nullptr) m.dropped->inc();
+      return *found;
+    }
   }
-  shard.table.insert(stable_key, hash, &metric);
-  m.series_count.fetch_add(1, std::memory_order_relaxed);
-  return metric;
+  throw std::logic_error("metric family \"" + m.options.name + "\": no fold step fits");
 }
 
 template <typename Metric>
@@ -168,7 +185,6 @@ void Family<Metric>::clear() {
   }
   std::lock_guard order_lock(m.order_mutex);
   m.order.clear();
-  m.capped_series.store(0);
   m.series_count.store(0);
 }
 

@@ -58,13 +58,40 @@ void validate(const FamilyOptions& o, MetricType type) {
       fail(o, field, "duplicate label name \"" + l + "\"");
     }
   }
-  if (o.max_series > 0) {
-    if (std::find(o.label_names.begin(), o.label_names.end(), o.overflow_label) ==
-        o.label_names.end()) {
-      fail(o, "overflow_label",
-           "\"" + o.overflow_label + "\" must be one of label_names when max_series > 0");
+  for (std::size_t i = 0; i < o.fold_steps.size(); ++i) {
+    for (const std::string& l : o.fold_steps[i]) {
+      if (std::find(o.label_names.begin(), o.label_names.end(), l) == o.label_names.end()) {
+        fail(o, "fold_steps[" + std::to_string(i) + "]",
+             "\"" + l + "\" must be one of label_names");
+      }
     }
   }
+}
+
+// The limits and folded labels of each step (see FamilyOptions::max_series): step s of k keeps
+// (k - s) * reserve series free for the steps after it and one for the last resort.
+template <typename Impl>
+void plan_folds(const FamilyOptions& o, Impl& impl) {
+  const std::size_t n = o.max_series;
+  const std::size_t k = o.fold_steps.size();
+  const std::size_t reserve =
+      o.fold_reserve > 0 ? o.fold_reserve : std::max<std::size_t>(1, n / 20);
+  const auto index_of = [&](const std::string& l) {
+    return static_cast<std::size_t>(std::find(o.label_names.begin(), o.label_names.end(), l) -
+                                    o.label_names.begin());
+  };
+  std::vector<std::size_t> cumulative;
+  for (std::size_t s = 0; s <= k; ++s) {
+    const std::size_t keep = 1 + (k - s) * reserve;
+    impl.limits.push_back(n > keep ? n - keep : 0);
+    if (s == k) break;
+    for (const std::string& l : o.fold_steps[s]) cumulative.push_back(index_of(l));
+    impl.folded.push_back(cumulative);
+  }
+  std::vector<std::size_t> every(o.label_names.size());
+  for (std::size_t i = 0; i < every.size(); ++i) every[i] = i;
+  impl.limits.push_back(n);
+  impl.folded.push_back(std::move(every));
 }
 
 }  // namespace
@@ -113,10 +140,7 @@ struct Registry::Impl {
     impl->type = type;
     impl->bounds = std::move(bounds);
     if (options.max_series > 0) {
-      impl->overflow_index =
-          static_cast<std::size_t>(std::find(options.label_names.begin(), options.label_names.end(),
-                                             options.overflow_label) -
-                                   options.label_names.begin());
+      plan_folds(options, *impl);
       if (dropped != nullptr) impl->dropped = &dropped->with({options.name});
     }
     impl->options = std::move(options);

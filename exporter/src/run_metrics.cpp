@@ -7,17 +7,20 @@ namespace meshhook::exporter {
 namespace {
 
 FamilyOptions capped(std::string name, std::string help, std::string unit,
-                     std::vector<std::string> labels, const RunMetricsOptions& o) {
-  return FamilyOptions{
+                     std::vector<std::string> labels, std::vector<std::string> workflow_labels,
+                     const RunMetricsOptions& o) {
+  FamilyOptions f{
       .name = std::move(name),
       .help = std::move(help),
       .unit = std::move(unit),
       .label_names = std::move(labels),
       .max_series = o.max_series,
-      // Tenants are few and known; workflows are many and grow, so they are what folds.
-      .overflow_label = o.max_series > 0 ? "workflow" : "",
       .max_label_value_length = o.max_label_value_length,
   };
+  // Workflows are many and grow, so they fold first, keeping the tenant; when even that would
+  // exceed the cap (many tenants, or made-up ones), the tenant folds too.
+  if (o.max_series > 0) f.fold_steps = {std::move(workflow_labels), {"tenant"}};
+  return f;
 }
 
 }  // namespace
@@ -31,19 +34,33 @@ RunMetrics::RunMetrics(Registry& registry, RunMetricsOptions options)
       duration_(registry.add_histogram(
           capped("meshhook_workflow_run_duration_seconds",
                  "Duration of finished MeshHook workflow runs, from start to finish.", "seconds",
-                 {"tenant", "workflow", "status"}, options_),
+                 {"tenant", "workflow", "status"}, {"workflow"}, options_),
           options_.buckets)),
       runs_(registry.add_counter(capped("meshhook_workflow_runs_total",
                                         "Finished MeshHook workflow runs.", "",
-                                        {"tenant", "workflow", "status"}, options_))),
+                                        {"tenant", "workflow", "status"}, {"workflow"}, options_))),
       info_(registry.add_gauge(
           capped("meshhook_workflow_info",
                  "Names of MeshHook workflows, for joins on workflow; the value is always 1.", "",
-                 {"tenant", "workflow", "name"}, options_))) {}
+                 {"tenant", "workflow", "name"}, {"workflow", "name"}, options_))),
+      duplicates_(registry
+                      .add_counter({.name = "meshhook_stats_duplicate_runs_total",
+                                    .help = "Runs not observed again because their run id was "
+                                            "observed within the duplicate window (retries)."})
+                      .with({})) {
+  if (options_.duplicate_window_runs > 0) {
+    recent_ = std::make_unique<RecentRunIds>(options_.duplicate_window_runs,
+                                             options_.duplicate_window_age);
+  }
+}
 
 void RunMetrics::observe(const RunObservation& run) noexcept {
   // Negative, NaN and infinite durations are bad input; they would corrupt _sum.
   if (!std::isfinite(run.duration_seconds) || run.duration_seconds < 0) return;
+  if (recent_ != nullptr && !run.run_id.empty() && recent_->seen_or_remember(run.run_id)) {
+    duplicates_.inc();
+    return;
+  }
   try {
     Histogram& h = duration_.with({run.tenant, run.workflow, run.status});
     if (options_.exemplars && !run.run_id.empty()) {

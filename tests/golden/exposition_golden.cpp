@@ -14,7 +14,9 @@ namespace {
 
 void fill(Registry& registry) {
   RunMetricsOptions options;
-  options.max_series = 4;  // small, so that the fold into __other__ shows
+  // Small, so that both folds show: 3 series of their own, then the workflow folds, then the
+  // tenant too.
+  options.max_series = 6;
   RunMetrics runs(registry, options);
 
   const auto observe = [&](std::string_view tenant, std::string_view workflow,
@@ -39,7 +41,8 @@ void fill(Registry& registry) {
   observe(t1, w1, "succeeded", 1.5, "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", "", 1700000060.5);
   observe(t1, w1, "failed", 7200, "c0ffee00-0000-4000-8000-000000000001", "", 1700000120);
   observe(t1, w2, "succeeded", 12, "", "Nightly \"sync\" C:\\jobs\nsecond line", 0);
-  // Over the cap of 4 series: these fold into workflow="__other__".
+  // Over the cap: the first folds into workflow="__other__"; the second would exceed that step's
+  // share of the cap and folds its tenant too.
   observe(t1, "late-workflow-1", "succeeded", 0.5, "", "", 0);
   observe(t1, "late-workflow-2", "canceled", 30, "", "", 0);
 

@@ -37,6 +37,30 @@ class HttpApi(unittest.TestCase):
         self.assertIn(f'meshhook_workflow_run_duration_seconds_count{{tenant="{TENANT}",'
                       f'workflow="{WORKFLOW}",status="succeeded"}}', text)
 
+    def metric_value(self, text, series):
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.split(" ")[1])
+        return None
+
+    def test_a_reposted_run_is_counted_once(self):
+        wf = str(uuid.uuid4())
+        event = run_event(wf, TENANT, 250)
+        before = self.metric_value(self.daemon.scrape().text, "meshhook_stats_duplicate_runs_total")
+        self.assertIsNotNone(before)
+        for _ in range(2):  # the producer's retry after a timeout
+            r = self.daemon.post_runs([event])
+            self.assertEqual(r.status, 202, r.text)
+        text = self.daemon.scrape().text
+        labels = f'tenant="{TENANT}",workflow="{wf}",status="succeeded"'
+        self.assertEqual(
+            self.metric_value(text, f"meshhook_workflow_run_duration_seconds_count{{{labels}}}"), 1)
+        self.assertEqual(
+            self.metric_value(text, f"meshhook_workflow_run_duration_seconds_sum{{{labels}}}"), 0.25)
+        self.assertEqual(self.metric_value(text, f"meshhook_workflow_runs_total{{{labels}}}"), 1)
+        self.assertEqual(
+            self.metric_value(text, "meshhook_stats_duplicate_runs_total"), before + 1)
+
     def test_ingest_needs_the_token(self):
         self.assertJsonError(self.daemon.post_runs([run_event(WORKFLOW, TENANT, 1)], token=None),
                              401, "unauthorized")

@@ -112,7 +112,6 @@ namespace meshhook::exporter {
 template <typename Metric>
 struct Family<Metric>::Impl {
   static constexpr std::size_t kShards = 16;
-  static constexpr std::size_t kNoOverflowLabel = static_cast<std::size_t>(-1);
   using SeriesT = detail::Series<Metric>;
 
   struct alignas(64) Shard {
@@ -124,11 +123,14 @@ struct Family<Metric>::Impl {
   MetricType type = MetricType::gauge;
   std::vector<double> bounds;  // histograms: passed to every new series
   Counter* dropped = nullptr;  // this family's meshhook_stats_series_dropped_total series
-  std::size_t overflow_index = kNoOverflowLabel;
+  // Capped families: limits[s] is how many series the family may hold when step s creates one
+  // (0 = the label set itself, then each fold step, then the last resort: every label folded);
+  // folded[s - 1] lists the label indexes that step s replaces with "__other__".
+  std::vector<std::size_t> limits;
+  std::vector<std::vector<std::size_t>> folded;
 
   std::array<Shard, kShards> shards;
-  std::atomic<std::size_t> capped_series{0};  // series that count against max_series
-  std::atomic<std::size_t> series_count{0};
+  std::atomic<std::size_t> series_count{0};  // series held, and those being created
 
   // Owns the series, in creation order so that the exposition is stable. Guarded by
   // order_mutex; collect() holds it while it reads the series, clear() while it frees them.

@@ -54,6 +54,8 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.max_series_per_family == defaults.max_series_per_family);
   CHECK(shipped.max_label_value_length == defaults.max_label_value_length);
   CHECK(shipped.exemplars == defaults.exemplars);
+  CHECK(shipped.duplicate_window_runs == defaults.duplicate_window_runs);
+  CHECK(shipped.duplicate_window_seconds == defaults.duplicate_window_seconds);
   CHECK(shipped.ingest_token_sha256 == defaults.ingest_token_sha256);
   CHECK(shipped.ingest_max_body_bytes == defaults.ingest_max_body_bytes);
   CHECK(shipped.ingest_max_batch == defaults.ingest_max_batch);

@@ -82,12 +82,12 @@ TEST_CASE("registry rejects duplicate family names", "[exporter]") {
                   std::invalid_argument);
 }
 
-TEST_CASE("registry requires the overflow label to be a label when capped", "[exporter]") {
+TEST_CASE("registry requires every folded label to be a label", "[exporter]") {
   Registry r;
-  auto o = options("g", {"a"});
+  auto o = options("g", {"a", "b"});
   o.max_series = 10;
-  o.overflow_label = "missing";
-  CHECK_THROWS_WITH(r.add_gauge(o), Contains("overflow_label"));
+  o.fold_steps = {{"a"}, {"missing"}};
+  CHECK_THROWS_WITH(r.add_gauge(o), Contains("fold_steps[1]") && Contains("\"missing\""));
 }
 
 TEST_CASE("registry collects families in order, then collectors", "[exporter]") {

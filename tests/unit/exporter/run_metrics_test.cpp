@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <limits>
+#include <random>
 #include <string>
 
 #include "meshhook/exporter/exposition.h"
@@ -95,18 +96,123 @@ TEST_CASE("run metrics keep no exemplars when they are turned off", "[exporter]"
 TEST_CASE("run metrics fold workflows over the cap and count the fold", "[exporter]") {
   Registry reg;
   RunMetricsOptions o;
-  o.max_series = 2;
+  o.max_series = 40;  // each fold step keeps 40 / 20 free, the last resort 1: 35 own series
   RunMetrics m(reg, o);
-  for (auto w : {"w1", "w2", "w3", "w4"}) m.observe(run(w, 1));
+  for (int w = 0; w < 45; ++w) m.observe(run("w" + std::to_string(w), 1));
   const auto fs = reg.collect();
   const auto& h = find(fs, "meshhook_workflow_run_duration_seconds");
-  REQUIRE(h.series.size() == 3);
-  CHECK(h.series[2].label_values[1] == "__other__");
-  CHECK(h.series[2].count == 2);
+  REQUIRE(h.series.size() == 36);
+  CHECK(h.series[35].label_values == std::vector<std::string>{"t1", "__other__", "succeeded"});
+  CHECK(h.series[35].count == 10);
   const auto& dropped = find(fs, "meshhook_stats_series_dropped_total");
   REQUIRE(dropped.series.size() == 3);
   CHECK(dropped.series[0].label_values[0] == "meshhook_workflow_run_duration_seconds");
-  CHECK(dropped.series[0].value == 2);
+  CHECK(dropped.series[0].value == 10);
+}
+
+TEST_CASE("run metrics never exceed the cap under a flood of made-up tenants and names",
+          "[exporter]") {
+  Registry reg;
+  RunMetricsOptions o;
+  o.max_series = 100;
+  RunMetrics m(reg, o);
+  std::mt19937_64 rng(42);
+  const char* statuses[] = {"succeeded", "failed", "canceled", "timeout"};
+  constexpr int kRuns = 20000;
+  for (int i = 0; i < kRuns; ++i) {
+    const std::string tenant = std::to_string(rng());
+    const std::string workflow = std::to_string(rng());
+    const std::string name = "name " + std::to_string(i);  // every one new
+    RunObservation r;
+    r.tenant = tenant;
+    r.workflow = workflow;
+    r.status = statuses[rng() % 4];
+    r.duration_seconds = 1;
+    r.workflow_name = name;
+    m.observe(r);
+  }
+  const auto fs = reg.collect();
+  const auto dropped_for = [&](std::string_view family) {
+    for (const auto& s : find(fs, "meshhook_stats_series_dropped_total").series) {
+      if (s.label_values[0] == family) return s.value;
+    }
+    FAIL("no dropped series for " << family);
+    return 0.0;
+  };
+  const auto unfolded = [](const SeriesSnapshot& s) {
+    for (const auto& v : s.label_values) {
+      if (v == "__other__") return false;
+    }
+    return true;
+  };
+
+  const auto& h = find(fs, "meshhook_workflow_run_duration_seconds");
+  CHECK(h.series.size() <= 100);
+  std::uint64_t total = 0;
+  std::uint64_t own = 0;
+  bool tenant_folded = false;
+  for (const auto& s : h.series) {
+    total += s.count;
+    if (unfolded(s)) own += s.count;
+    if (s.label_values[0] == "__other__") tenant_folded = true;
+  }
+  CHECK(total == kRuns);
+  CHECK(tenant_folded);
+  CHECK(dropped_for("meshhook_workflow_run_duration_seconds") == static_cast<double>(kRuns - own));
+
+  const auto& c = find(fs, "meshhook_workflow_runs_total");
+  CHECK(c.series.size() <= 100);
+  double counted = 0;
+  for (const auto& s : c.series) counted += s.value;
+  CHECK(counted == kRuns);
+
+  // Each name is new, so each lookup that did not get a series of its own was one fold.
+  const auto& info = find(fs, "meshhook_workflow_info");
+  CHECK(info.series.size() <= 100);
+  std::size_t own_info = 0;
+  for (const auto& s : info.series) {
+    if (unfolded(s)) ++own_info;
+    if (s.label_values[1] == "__other__") CHECK(s.label_values[2] == "__other__");
+  }
+  CHECK(dropped_for("meshhook_workflow_info") == static_cast<double>(kRuns - own_info));
+}
+
+TEST_CASE("run metrics count a re-posted run once, and the repost as a duplicate", "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  auto r = run("w1", 0.5);
+  r.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6b";
+  m.observe(r);
+  m.observe(r);  // the producer's retry
+  auto other = run("w1", 0.5);
+  other.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6c";
+  m.observe(other);
+  const auto fs = reg.collect();
+  const auto& h = find(fs, "meshhook_workflow_run_duration_seconds");
+  REQUIRE(h.series.size() == 1);
+  CHECK(h.series[0].count == 2);
+  CHECK(h.series[0].sum == Approx(1.0));
+  CHECK(find(fs, "meshhook_workflow_runs_total").series[0].value == 2);
+  const auto& dup = find(fs, "meshhook_stats_duplicate_runs_total");
+  CHECK(dup.help ==
+        "Runs not observed again because their run id was observed within the duplicate window "
+        "(retries).");
+  REQUIRE(dup.series.size() == 1);
+  CHECK(dup.series[0].value == 1);
+}
+
+TEST_CASE("run metrics count every run when the duplicate window is off", "[exporter]") {
+  Registry reg;
+  RunMetricsOptions o;
+  o.duplicate_window_runs = 0;
+  RunMetrics m(reg, o);
+  auto r = run("w1", 0.5);
+  r.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6b";
+  m.observe(r);
+  m.observe(r);
+  const auto fs = reg.collect();
+  CHECK(find(fs, "meshhook_workflow_run_duration_seconds").series[0].count == 2);
+  CHECK(find(fs, "meshhook_stats_duplicate_runs_total").series[0].value == 0);
 }
 
 TEST_CASE("run metrics truncate long label values", "[exporter]") {

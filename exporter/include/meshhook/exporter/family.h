@@ -21,11 +21,15 @@ struct FamilyOptions {
   std::string help;
   std::string unit;  // optional; the name must then end in _<unit> (or _<unit>_total)
   std::vector<std::string> label_names;
-  /// 0 = unlimited. When a new label set would exceed the cap, the value of overflow_label
-  /// is replaced by "__other__" (that folded series may exceed the cap) and the fold is
-  /// counted in meshhook_stats_series_dropped_total{family="<name>"}.
+  /// 0 = unlimited. Otherwise the family never holds more than max_series series, folded ones
+  /// included. A new label set over the cap folds step by step: fold_steps[0]'s labels take the
+  /// value "__other__", then fold_steps[1]'s as well, and so on; the last resort is the one
+  /// series whose every label is "__other__". Each step keeps fold_reserve series free for the
+  /// steps after it (and one for the last resort), so the later, coarser steps always find room.
+  /// Every fold is counted in meshhook_stats_series_dropped_total{family="<name>"}.
   std::size_t max_series = 0;
-  std::string overflow_label;  // must be one of label_names when max_series > 0
+  std::vector<std::vector<std::string>> fold_steps;  // label names, each one of label_names
+  std::size_t fold_reserve = 0;                      // per step; 0 = max(1, max_series / 20)
   /// Label values longer than this are truncated (bytes, on a UTF-8 boundary). 0 = no limit.
   std::size_t max_label_value_length = 0;
 };
@@ -59,6 +63,9 @@ class Family {
   friend class Registry;
   struct Impl;
   explicit Family(std::unique_ptr<Impl> impl);
+  // The series of these label values, created if the family holds fewer than limit series;
+  // null otherwise.
+  Metric* find_or_create(std::span<const std::string_view> values, std::size_t limit);
   std::unique_ptr<Impl> impl_;
 };
 
