@@ -10,6 +10,7 @@
 #include <functional>
 #include <limits>
 
+#include "meshhook/bridge/common/uuid.h"
 #include "meshhook/exporter/histogram.h"
 #include "meshhook/exporter/run_metrics.h"
 
@@ -107,6 +108,44 @@ std::vector<std::string> sha256_list(const YAML::Node& node, const Origin& origi
     check(s);
   }
   if (out.size() > 8) fail(origin, key, "at most 8 tokens may be valid at once");
+  return out;
+}
+
+// ingest.token_projects: a mapping from a token's SHA-256 to the project ids it may write
+// (a list or one id); from the environment, a comma-separated list of SHA256:PROJECT_ID.
+std::map<std::string, std::vector<std::string>> token_projects(const YAML::Node& node,
+                                                               const Origin& origin,
+                                                               const std::string& key) {
+  std::map<std::string, std::vector<std::string>> out;
+  auto add = [&](const std::string& hash, const std::string& project) {
+    if (sha256_list(YAML::Node(hash), origin, key).size() != 1) {
+      fail(origin, key, "must map a token's SHA-256 to project ids");
+    }
+    auto id = bridge::canonical_uuid(project);
+    if (!id) fail(origin, key, "\"" + project.substr(0, 64) + "\" is not a project id (a uuid)");
+    out[hash].push_back(*id);
+  };
+  if (node.IsNull()) return out;
+  if (node.IsMap()) {
+    for (const auto& entry : node) {
+      const std::string hash = scalar(entry.first, origin, key);
+      if (entry.second.IsSequence()) {
+        if (entry.second.size() == 0) fail(origin, key, "a token's project list must not be empty");
+        for (const auto& item : entry.second) add(hash, scalar(item, origin, key));
+      } else {
+        add(hash, scalar(entry.second, origin, key));
+      }
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) {
+      const std::string pair = scalar(item, origin, key);
+      const auto colon = pair.find(':');
+      if (colon == std::string::npos) fail(origin, key, "each item must be SHA256:PROJECT_ID");
+      add(pair.substr(0, colon), pair.substr(colon + 1));
+    }
+  } else {
+    fail(origin, key, "must be a mapping from a token's SHA-256 to its project ids");
+  }
   return out;
 }
 
@@ -257,6 +296,8 @@ const std::vector<Setting>& settings() {
        }},
       {"ingest.token_sha256", true,
        [](N n, O o, K k, Config& c) { c.ingest_token_sha256 = sha256_list(n, o, k); }},
+      {"ingest.token_projects", true,
+       [](N n, O o, K k, Config& c) { c.ingest_token_projects = token_projects(n, o, k); }},
       {"ingest.max_body_bytes", false,
        [](N n, O o, K k, Config& c) {
          c.ingest_max_body_bytes = integer<std::size_t>(n, o, k, 1024, 256u << 20);
@@ -305,13 +346,12 @@ const std::vector<Setting>& settings() {
          c.statistics_request_timeout_ms = integer(n, o, k, 1, 600000);
        }},
       {"statistics.max_buckets", false,
-       [](N n, O o, K k, Config& c) {
-         c.statistics_max_buckets = integer<std::uint64_t>(n, o, k, 1, 1000000);
-       }},
+       [](N n, O o, K k,
+          Config& c) { c.statistics_max_buckets = integer<std::uint64_t>(n, o, k, 1, 1000000); }},
       {"statistics.max_rollup_rows", false,
-       [](N n, O o, K k, Config& c) {
-         c.statistics_max_rollup_rows = integer<std::uint64_t>(n, o, k, 1000, 100000000);
-       }},
+       [](N n, O o, K k,
+          Config&
+              c) { c.statistics_max_rollup_rows = integer<std::uint64_t>(n, o, k, 1000, 100000000); }},
       {"statistics.max_in_flight_per_caller", false,
        [](N n, O o, K k,
           Config&
@@ -429,6 +469,13 @@ Config load_config(const std::string& path, char** envp) {
     config.origins[match->key] = "environment variable " + name;
   }
   // Settings that must agree with each other, named where the later one was set.
+  for (const auto& [hash, projects] : config.ingest_token_projects) {
+    if (std::find(config.ingest_token_sha256.begin(), config.ingest_token_sha256.end(), hash) ==
+        config.ingest_token_sha256.end()) {
+      fail(Origin{config.origins["ingest.token_projects"]}, "ingest.token_projects",
+           "names a token that is not in ingest.token_sha256 (" + hash.substr(0, 12) + "...)");
+    }
+  }
   if (config.api.max_body_readers >= config.api.threads) {
     const auto at = config.origins.count("api.max_body_readers")
                         ? config.origins["api.max_body_readers"]

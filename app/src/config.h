@@ -60,6 +60,8 @@ struct Config {
   std::vector<std::string> allowed_roles{"authenticated"};
 
   std::vector<std::string> ingest_token_sha256;  // lower-case hex SHA-256 of each token
+  // For some of those tokens, the only projects (uuids) they may write; others write any.
+  std::map<std::string, std::vector<std::string>> ingest_token_projects;
   std::size_t ingest_max_body_bytes = 4 * 1024 * 1024;
   std::size_t ingest_max_batch = 5000;
 

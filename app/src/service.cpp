@@ -291,7 +291,8 @@ void Service::start() {
   }
   impl_->ingest = std::make_unique<bridge::IngestApi>(
       bridge::IngestOptions{c.ingest_max_body_bytes, c.ingest_max_batch},
-      bridge::TokenSet(c.ingest_token_sha256), *sink, impl_->run_metrics, impl_->registry);
+      bridge::TokenSet(c.ingest_token_sha256, c.ingest_token_projects), *sink, impl_->run_metrics,
+      impl_->registry);
   impl_->api = std::make_unique<HttpServer>("api", c.api, impl_->request_durations);
   impl_->api->add(
       {"/api/v1/runs", "/api/v1/runs",

@@ -208,6 +208,43 @@ TEST_CASE("writer stores spooled runs with exact times and rounded milliseconds"
   CHECK(rows[0][3].as<std::string>() == "ingest");
 }
 
+TEST_CASE("a run of another project neither renames nor moves a workflow", "[db][writer]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestDatabase db(server);
+  bridge::migrate(db.url());
+  TempDir dir;
+  bridge::Spool spool(spool_options(dir));
+  meshhook::exporter::Registry registry;
+  bridge::BatchWriter writer(spool, writer_options(db.url()), registry);
+  writer.start();
+  auto own = event(1);
+  own.workflow_name = "Checkout";
+  REQUIRE(spool.accept({&own, 1}).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return writer.rows_written() == 1; }));
+
+  // Tenant B reports a run with A's workflow id and a name of its own.
+  auto intruder = event(2);
+  intruder.project_id = *bridge::Uuid::parse("33333333-3333-4333-8333-333333333333");
+  intruder.workflow_name = "Hijacked";
+  intruder.finished_at_us += 1000000;  // the latest name would win
+  REQUIRE(spool.accept({&intruder, 1}).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return writer.rows_written() == 2; }));
+  // A's own later runs still rename it.
+  auto renamed = event(3);
+  renamed.workflow_name = "Checkout v2";
+  renamed.finished_at_us += 2000000;
+  REQUIRE(spool.accept({&renamed, 1}).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return writer.rows_written() == 3; }));
+  writer.stop();
+
+  pqxx::connection c(db.url());
+  pqxx::read_transaction tx(c);
+  auto row = tx.exec1("select project_id::text, name from execution_time_workflows");
+  CHECK(row[0].as<std::string>() == "11111111-1111-4111-8111-111111111111");
+  CHECK(row[1].as<std::string>() == "Checkout v2");
+}
+
 TEST_CASE("writer stores a batch exactly once even when it is replayed", "[db][writer]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;

@@ -5,7 +5,7 @@ import signal
 import unittest
 import uuid
 
-from harness import BINARY, Daemon, gunzip, request, run_event
+from harness import BINARY, INGEST_TOKEN, Daemon, gunzip, request, run_event, sha256_hex
 
 TENANT = str(uuid.uuid4())
 WORKFLOW = str(uuid.uuid4())
@@ -115,6 +115,48 @@ class HttpApi(unittest.TestCase):
         request("GET", self.daemon.api + "/healthz")
         self.assertIn('meshhook_stats_http_request_duration_seconds_count{route="/healthz",code="200"}',
                       self.daemon.scrape().text)
+
+
+class TenantTokens(unittest.TestCase):
+    """An ingest token limited to one project, beside the unlimited one, in the real daemon."""
+
+    OTHER_TENANT = "bbbbbbbb-0000-4000-8000-00000000000b"
+    TENANT_TOKEN = "tenant-only-token"
+
+    @classmethod
+    def setUpClass(cls):
+        tenant_hash = sha256_hex(cls.TENANT_TOKEN)
+        cls.daemon = Daemon(env={
+            "MESHHOOK_STATS_INGEST_TOKEN_SHA256": f"{sha256_hex(INGEST_TOKEN)},{tenant_hash}",
+            "MESHHOOK_STATS_INGEST_TOKEN_PROJECTS": f"{tenant_hash}:{TENANT}"}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.cleanup()
+
+    def test_a_tenant_token_writes_its_project_and_nothing_of_a_batch_with_another(self):
+        mine = run_event(WORKFLOW, TENANT, 70)
+        r = self.daemon.post_runs([mine], token=self.TENANT_TOKEN)
+        self.assertEqual(r.status, 202, r.text)
+
+        theirs = run_event(WORKFLOW, self.OTHER_TENANT, 80)
+        also_mine = run_event(WORKFLOW, TENANT, 90)
+        r = self.daemon.post_runs([also_mine, theirs], token=self.TENANT_TOKEN)
+        self.assertEqual(r.status, 403, r.text)
+        body = r.json()
+        self.assertEqual(body["error"], "forbidden_project")
+        self.assertIn("event 1", body["message"])
+        self.assertEqual([d["index"] for d in body["details"]], [1])
+        text = self.daemon.scrape().text
+        self.assertNotIn(f'tenant="{self.OTHER_TENANT}"', text)
+        self.assertIn('meshhook_stats_ingest_requests_total{outcome="forbidden_project"} 1', text)
+        # Nothing of the refused batch was observed: only the first run counts.
+        self.assertIn(f'meshhook_workflow_runs_total{{tenant="{TENANT}",workflow="{WORKFLOW}",'
+                      f'status="succeeded"}} 1', text)
+
+        # The unlimited token still writes any project.
+        r = self.daemon.post_runs([theirs])
+        self.assertEqual(r.status, 202, r.text)
 
 
 class Lifecycle(unittest.TestCase):

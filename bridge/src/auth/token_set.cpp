@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace meshhook::bridge {
@@ -23,7 +24,13 @@ int hex_digit(char c) {
 
 }  // namespace
 
-TokenSet::TokenSet(const std::vector<std::string>& hex_hashes) {
+TokenSet::TokenSet(const std::vector<std::string>& hex_hashes,
+                   const std::map<std::string, std::vector<std::string>>& projects) {
+  for (const auto& [hex, ids] : projects) {
+    if (std::find(hex_hashes.begin(), hex_hashes.end(), hex) == hex_hashes.end()) {
+      throw std::invalid_argument("projects are given for a token hash that is not accepted");
+    }
+  }
   for (const auto& hex : hex_hashes) {
     std::array<std::uint8_t, 32> h{};
     bool ok = hex.size() == 64;
@@ -35,16 +42,29 @@ TokenSet::TokenSet(const std::vector<std::string>& hex_hashes) {
     }
     if (!ok) throw std::invalid_argument("a token hash must be 64 lower-case hex digits");
     hashes_.push_back(h);
+    std::vector<Uuid> allowed;
+    if (auto it = projects.find(hex); it != projects.end()) {
+      for (const auto& id : it->second) {
+        auto uuid = Uuid::parse(id);
+        if (!uuid) throw std::invalid_argument("a token's project must be a uuid");
+        allowed.push_back(*uuid);
+      }
+      if (allowed.empty()) throw std::invalid_argument("a token's project list is empty");
+    }
+    projects_.push_back(std::move(allowed));
   }
 }
 
-bool TokenSet::matches(std::string_view token) const noexcept {
-  if (token.empty()) return false;
+std::optional<std::span<const Uuid>> TokenSet::find(std::string_view token) const noexcept {
+  if (token.empty()) return std::nullopt;
   const auto h = sha256(token);
   // Compare against every hash without stopping early, in constant time each.
-  int found = 0;
-  for (const auto& want : hashes_) found |= CRYPTO_memcmp(want.data(), h.data(), h.size()) == 0;
-  return found != 0;
+  std::size_t found = hashes_.size();
+  for (std::size_t i = 0; i < hashes_.size(); ++i) {
+    if (CRYPTO_memcmp(hashes_[i].data(), h.data(), h.size()) == 0) found = i;
+  }
+  if (found == hashes_.size()) return std::nullopt;
+  return std::span<const Uuid>(projects_[found]);
 }
 
 std::string TokenSet::sha256_hex(std::string_view data) {

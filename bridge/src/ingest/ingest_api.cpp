@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@ struct IngestApi::Counters {
   exporter::Counter& accepted;
   exporter::Counter& invalid;
   exporter::Counter& unauthorized;
+  exporter::Counter& forbidden;
   exporter::Counter& too_large;
   exporter::Counter& unsupported;
   exporter::Counter& spool_full;
@@ -28,15 +30,11 @@ struct IngestApi::Counters {
         {.name = "meshhook_stats_ingest_runs_total",
          .help = "Run events received by outcome (rejected: in a request that was refused).",
          .label_names = {"outcome"}});
-    return Counters{requests.with({"accepted"}),
-                    requests.with({"invalid"}),
-                    requests.with({"unauthorized"}),
-                    requests.with({"too_large"}),
-                    requests.with({"unsupported_media_type"}),
-                    requests.with({"spool_full"}),
-                    requests.with({"error"}),
-                    runs.with({"accepted"}),
-                    runs.with({"rejected"})};
+    return Counters{requests.with({"accepted"}),     requests.with({"invalid"}),
+                    requests.with({"unauthorized"}), requests.with({"forbidden_project"}),
+                    requests.with({"too_large"}),    requests.with({"unsupported_media_type"}),
+                    requests.with({"spool_full"}),   requests.with({"error"}),
+                    runs.with({"accepted"}),         runs.with({"rejected"})};
   }
 };
 
@@ -94,6 +92,38 @@ std::optional<HttpResponse> IngestApi::refuse_before_body(const HttpRequest& req
   return std::nullopt;
 }
 
+// A token limited to some projects writes only those: any other project in the batch refuses
+// the whole request, naming each event.
+std::optional<HttpResponse> IngestApi::refuse_other_projects(const HttpRequest& request,
+                                                             const std::vector<RunEvent>& events) {
+  const auto grant = tokens_.find(bearer_token(request.header("Authorization")));
+  if (!grant || grant->empty()) return std::nullopt;
+  nlohmann::json details = nlohmann::json::array();
+  std::string first;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (std::find(grant->begin(), grant->end(), events[i].project_id) != grant->end()) continue;
+    if (details.size() < 100) {
+      details.push_back({{"index", i},
+                         {"field", "project_id"},
+                         {"reason", "is not a project this token may write"}});
+    }
+    if (first.empty()) {
+      first = "event " + std::to_string(i) + ": project_id " + events[i].project_id.to_string() +
+              " is not a project this token may write";
+    }
+  }
+  if (details.empty()) return std::nullopt;
+  counters_->forbidden.inc();
+  counters_->runs_rejected.inc(static_cast<double>(events.size()));
+  HttpResponse r;
+  r.status = 403;
+  r.body = nlohmann::json{{"error", "forbidden_project"},
+                          {"message", first + "; nothing was accepted"},
+                          {"details", std::move(details)}}
+               .dump();
+  return r;
+}
+
 HttpResponse IngestApi::handle(const HttpRequest& request) {
   if (auto refused = refuse_before_body(request)) return std::move(*refused);
   if (request.body.size() > options_.max_body_bytes) {
@@ -137,6 +167,8 @@ HttpResponse IngestApi::handle(const HttpRequest& request) {
             .dump();
     return r;
   }
+
+  if (auto refused = refuse_other_projects(request, parsed.events)) return std::move(*refused);
 
   const auto n = parsed.events.size();
   const auto kept = sink_.accept(parsed.events);

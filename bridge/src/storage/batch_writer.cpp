@@ -50,8 +50,10 @@ from meshhook_stats_incoming
 where workflow_name <> ''
 order by workflow_id, finished_us desc
 on conflict (workflow_id) do update
-    set name = excluded.name, project_id = excluded.project_id, updated_at = now()
-    where (w.name, w.project_id) is distinct from (excluded.name, excluded.project_id))sql";
+    set name = excluded.name, updated_at = now()
+    -- A workflow belongs to the tenant that first named it: a run of another project that
+    -- carries the same workflow id neither renames nor moves it.
+    where w.project_id = excluded.project_id and w.name is distinct from excluded.name)sql";
 
 // A run Postgres refuses as data (class 22: a value out of range; class 23: a check the
 // table makes) fails the same way on every retry: it is poison, not an outage.

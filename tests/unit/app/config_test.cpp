@@ -146,6 +146,22 @@ TEST_CASE("every bad config fixture fails with the error its first line names", 
   CHECK(checked >= 8);
 }
 
+TEST_CASE("ingest tokens may be limited to projects, from the environment too", "[config]") {
+  const std::string a(64, 'a'), b(64, 'b');
+  Env env({"MESHHOOK_STATS_INGEST_TOKEN_SHA256=" + a + "," + b,
+           "MESHHOOK_STATS_INGEST_TOKEN_PROJECTS=" + a + ":11111111-2222-4333-8444-555555555555, " +
+               a + ":AAAAAAAA-2222-4333-8444-555555555555"});
+  const Config c = load_config(kFixtures + "/good.yaml", env.get());
+  REQUIRE(c.ingest_token_projects.size() == 1);
+  CHECK(c.ingest_token_projects.at(a) ==
+        std::vector<std::string>{"11111111-2222-4333-8444-555555555555",
+                                 "aaaaaaaa-2222-4333-8444-555555555555"});
+  Env bad({"MESHHOOK_STATS_INGEST_TOKEN_SHA256=" + a,
+           "MESHHOOK_STATS_INGEST_TOKEN_PROJECTS=" + a + "=11111111-2222-4333-8444-555555555555"});
+  CHECK_THROWS_WITH(load_config(kFixtures + "/good.yaml", bad.get()),
+                    Catch::Contains("ingest.token_projects: each item must be SHA256:PROJECT_ID"));
+}
+
 TEST_CASE("a missing config file is an error naming the file", "[config]") {
   CHECK_THROWS_WITH(load_config("/nonexistent/meshhook-stats.yaml", nullptr),
                     Catch::StartsWith("/nonexistent/meshhook-stats.yaml: cannot read the file"));

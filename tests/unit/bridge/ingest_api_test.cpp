@@ -22,13 +22,18 @@ class RecordingSink final : public bridge::RunSink {
   }
 };
 
+// "s3cret" writes any project; "tenant-a" only project aaaaaaaa-....
+bridge::TokenSet tokens() {
+  const auto a = bridge::TokenSet::sha256_hex("tenant-a");
+  return bridge::TokenSet({bridge::TokenSet::sha256_hex("s3cret"), a},
+                          {{a, {"AAAAAAAA-bbbb-4ccc-8ddd-eeeeeeeeeeee"}}});
+}
+
 struct Fixture {
   exporter::Registry registry;
   exporter::RunMetrics metrics{registry, {}};
   RecordingSink sink;
-  bridge::IngestApi api{bridge::IngestOptions{1024, 10},
-                        bridge::TokenSet({bridge::TokenSet::sha256_hex("s3cret")}), sink, metrics,
-                        registry};
+  bridge::IngestApi api{bridge::IngestOptions{1024, 10}, tokens(), sink, metrics, registry};
 
   bridge::HttpResponse post(std::string body, std::string auth = "Bearer s3cret",
                             std::string type = "application/json") {
@@ -148,4 +153,46 @@ TEST_CASE("bearer tokens are read case-insensitively from the scheme", "[auth]")
   CHECK(bridge::bearer_token("bearer   abc ") == "abc");
   CHECK(bridge::bearer_token("Basic abc").empty());
   CHECK(bridge::bearer_token("Bearer ").empty());
+}
+
+TEST_CASE("a token limited to projects writes those and refuses any other, naming the event",
+          "[ingest]") {
+  Fixture f;
+  auto own = f.post("[" + kRun + "]", "Bearer tenant-a");
+  CHECK(own.status == 202);
+  CHECK(f.sink.kept == 1);
+
+  std::string other = kRun;
+  other.replace(other.find("aaaaaaaa-bbbb"), 36, "bbbbbbbb-bbbb-4ccc-8ddd-eeeeeeeeeeee");
+  other.replace(other.find("7d6c5b4a3f21"), 12, "7d6c5b4a3f22");
+  auto r = f.post("[" + kRun + "," + other + "]", "Bearer tenant-a");
+  CHECK(r.status == 403);
+  auto body = nlohmann::json::parse(r.body);
+  CHECK(body["error"] == "forbidden_project");
+  CHECK(body["message"].get<std::string>().starts_with("event 1: project_id bbbbbbbb-"));
+  REQUIRE(body["details"].size() == 1);
+  CHECK(body["details"][0]["index"] == 1);
+  CHECK(body["details"][0]["field"] == "project_id");
+  CHECK(f.sink.kept == 1);  // all or nothing: the good event of that request was not kept
+  CHECK(f.exposition().find(
+            R"(meshhook_stats_ingest_requests_total{outcome="forbidden_project"} 1)") !=
+        std::string::npos);
+
+  // The unlimited token writes both.
+  CHECK(f.post("[" + kRun + "," + other + "]").status == 202);
+  CHECK(f.sink.kept == 3);
+}
+
+TEST_CASE("token projects must name accepted tokens and uuids", "[ingest]") {
+  const auto a = bridge::TokenSet::sha256_hex("a");
+  CHECK_THROWS_AS(bridge::TokenSet({a}, {{bridge::TokenSet::sha256_hex("b"),
+                                          {"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"}}}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(bridge::TokenSet({a}, {{a, {"not-a-uuid"}}}), std::invalid_argument);
+  CHECK_THROWS_AS(bridge::TokenSet({a}, {{a, {}}}), std::invalid_argument);
+  bridge::TokenSet ok({a}, {{a, {"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"}}});
+  REQUIRE(ok.find("a"));
+  CHECK(ok.find("a")->size() == 1);
+  CHECK_FALSE(ok.find("b"));
+  CHECK_FALSE(ok.find(""));
 }

@@ -17,8 +17,9 @@ struct IngestOptions {
   std::size_t max_batch = 5000;
 };
 
-/// POST /api/v1/runs: authenticates the producer, validates every event, hands the batch to
-/// the sink and, once it is kept, observes it in the run metrics. Thread-safe.
+/// POST /api/v1/runs: authenticates the producer, validates every event, checks that a token
+/// limited to some projects writes only those, hands the batch to the sink and, once it is
+/// kept, observes it in the run metrics. Thread-safe.
 class IngestApi {
  public:
   IngestApi(IngestOptions options, TokenSet tokens, RunSink& sink, exporter::RunMetrics& metrics,
@@ -33,6 +34,9 @@ class IngestApi {
 
  private:
   struct Counters;
+  std::optional<HttpResponse> refuse_other_projects(const HttpRequest& request,
+                                                    const std::vector<RunEvent>& events);
+
   IngestOptions options_;
   TokenSet tokens_;
   RunSink& sink_;
