@@ -342,9 +342,8 @@ const std::vector<Setting>& settings() {
       {"tailer.interval_ms", false,
        [](N n, O o, K k, Config& c) { c.tail_interval_ms = integer(n, o, k, 10, 600000); }},
       {"statistics.request_timeout_ms", false,
-       [](N n, O o, K k, Config& c) {
-         c.statistics_request_timeout_ms = integer(n, o, k, 1, 600000);
-       }},
+       [](N n, O o, K k,
+          Config& c) { c.statistics_request_timeout_ms = integer(n, o, k, 1, 600000); }},
       {"statistics.max_buckets", false,
        [](N n, O o, K k,
           Config& c) { c.statistics_max_buckets = integer<std::uint64_t>(n, o, k, 1, 1000000); }},
