@@ -73,6 +73,11 @@ ROLLUP_COLUMNS = """(project_id uuid, workflow_id uuid, status text, bucket_star
     run_count bigint, sum_ms bigint, min_ms bigint, max_ms bigint, zero_count bigint,
     sketch int4[], primary key (workflow_id, bucket_start, status, project_id))"""
 
+# The append-only deltas that an insert's statement trigger writes (migration 0008).
+DELTA_COLUMNS = """(id bigint generated always as identity, project_id uuid, workflow_id uuid,
+    status text, bucket_start timestamptz, run_count bigint, sum_ms numeric, min_ms bigint,
+    max_ms bigint, zero_count bigint, sketch int4[], created_at timestamptz default now())"""
+
 STATISTICS_COLUMNS = """(id bigint, run_id uuid primary key, project_id uuid, workflow_id uuid,
     status text, started_at timestamptz, finished_at timestamptz, execution_time_ms bigint,
     source text, recorded_at timestamptz)"""
@@ -109,7 +114,8 @@ class PgTempShadowingTest(unittest.TestCase):
     def test_a_writer_login_cannot_run_code_as_the_owner_through_the_rollup_trigger(self):
         attacker = self.logins.create("attacker", "meshhook_stats_writer")
         attack = (TROJAN + shadow("execution_time_rollups", ROLLUP_COLUMNS) +
-                  shadow("execution_time_rollups_daily", ROLLUP_COLUMNS) + f"""
+                  shadow("execution_time_rollups_daily", ROLLUP_COLUMNS) +
+                  shadow("execution_time_rollup_deltas", DELTA_COLUMNS) + f"""
             insert into public.execution_time_statistics
                 (run_id, project_id, workflow_id, status, started_at, finished_at,
                  execution_time_ms)
@@ -132,7 +138,7 @@ class PgTempShadowingTest(unittest.TestCase):
             from pg_proc p
             where p.pronamespace = current_schema()::regnamespace and p.prosecdef""")
         functions = dict(r.split("=", 1) for r in rows.splitlines())
-        self.assertIn("meshhook_stats_rollups_add", functions)
+        self.assertIn("meshhook_stats_rollups_append", functions)  # the insert's trigger
         for name, config in functions.items():
             self.assertRegex(config, r"(^|;)search_path=[^;]*\bpg_temp$", name)
 
