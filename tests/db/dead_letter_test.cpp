@@ -13,26 +13,13 @@
 #include "meshhook/exporter/exposition.h"
 #include "meshhook/exporter/registry.h"
 
+using meshhook::testing::TempDir;
 using meshhook::testing::TestDatabase;
 namespace bridge = meshhook::bridge;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("meshhook-dead-letter-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 bridge::RunEvent event(std::uint32_t n) {
   bridge::RunEvent e;

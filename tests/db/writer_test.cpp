@@ -16,26 +16,13 @@
 #include "meshhook/exporter/registry.h"
 #include "meshhook/exporter/run_metrics.h"
 
+using meshhook::testing::TempDir;
 using meshhook::testing::TestDatabase;
 namespace bridge = meshhook::bridge;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("meshhook-writer-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 bridge::RunEvent event(std::uint32_t n, std::int64_t duration_us = 1500) {
   bridge::RunEvent e;

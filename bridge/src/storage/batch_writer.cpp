@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "detail/conninfo.h"
+#include "detail/family_options.h"
 #include "meshhook/bridge/storage/migrations.h"
 
 namespace meshhook::bridge {
@@ -74,15 +75,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-exporter::FamilyOptions family(std::string name, std::string help, std::string unit = "",
-                               std::vector<std::string> labels = {}) {
-  exporter::FamilyOptions o;
-  o.name = std::move(name);
-  o.help = std::move(help);
-  o.unit = std::move(unit);
-  o.label_names = std::move(labels);
-  return o;
-}
+using detail::family;
 
 }  // namespace
 

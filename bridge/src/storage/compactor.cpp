@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "detail/conninfo.h"
+#include "detail/family_options.h"
 
 namespace meshhook::bridge {
 namespace {
@@ -15,15 +16,7 @@ constexpr const char* kCompact =
 constexpr const char* kRejected =
     "select source, count(*) from execution_time_rejected_runs group by source";
 
-exporter::FamilyOptions family(std::string name, std::string help, std::string unit = "",
-                               std::vector<std::string> labels = {}) {
-  exporter::FamilyOptions o;
-  o.name = std::move(name);
-  o.help = std::move(help);
-  o.unit = std::move(unit);
-  o.label_names = std::move(labels);
-  return o;
-}
+using detail::family;
 
 }  // namespace
 
