@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "db_support.h"
-#include "meshhook/bridge/storage/compactor.h"
 #include "meshhook/bridge/statistics/statistics_api.h"
+#include "meshhook/bridge/storage/compactor.h"
 #include "meshhook/bridge/storage/connection_pool.h"
 #include "meshhook/bridge/storage/migrations.h"
 
