@@ -147,7 +147,10 @@ struct Service::Impl {
                                  .writer_max_backoff_ms = config.writer_max_backoff_ms,
                                  .retention_days = config.retention_days,
                                  .tail_enabled = config.tail_enabled,
-                                 .tail_interval_ms = config.tail_interval_ms},
+                                 .tail_interval_ms = config.tail_interval_ms,
+                                 .compaction_enabled = config.compactor_enabled,
+                                 .compaction_interval_ms = config.compactor_interval_ms,
+                                 .compaction_batch_deltas = config.compactor_batch_deltas},
           registry, run_metrics);
     }
     if (config.ui_enabled) {

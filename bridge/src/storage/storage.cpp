@@ -58,6 +58,7 @@ void Storage::start() {
     CompactorOptions compactor_options;
     compactor_options.database_url = options_.database_url;
     compactor_options.interval = std::chrono::milliseconds(options_.compaction_interval_ms);
+    compactor_options.batch_deltas = options_.compaction_batch_deltas;
     compactor_ = std::make_unique<Compactor>(compactor_options, registry_);
     compactor_->start();
   }

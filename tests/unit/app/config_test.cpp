@@ -71,6 +71,9 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.retention_days == defaults.retention_days);
   CHECK(shipped.tail_enabled == defaults.tail_enabled);
   CHECK(shipped.tail_interval_ms == defaults.tail_interval_ms);
+  CHECK(shipped.compactor_enabled == defaults.compactor_enabled);
+  CHECK(shipped.compactor_interval_ms == defaults.compactor_interval_ms);
+  CHECK(shipped.compactor_batch_deltas == defaults.compactor_batch_deltas);
   CHECK(shipped.ui_enabled == defaults.ui_enabled);
   CHECK(shipped.ui_dir == defaults.ui_dir);
   CHECK(shipped.api.max_header_bytes == defaults.api.max_header_bytes);
@@ -122,6 +125,17 @@ TEST_CASE("the good config fixture loads", "[config]") {
   const Config c = load_config(kFixtures + "/good.yaml", nullptr);
   CHECK(c.source == kFixtures + "/good.yaml");
   CHECK(c.api.listen == "127.0.0.1:9470");
+}
+
+TEST_CASE("compactor settings load from the file and the environment", "[config]") {
+  const Config file = load_config(kFixtures + "/good.yaml", nullptr);
+  CHECK(file.compactor_enabled);
+  CHECK(file.compactor_interval_ms == 500);
+  CHECK(file.compactor_batch_deltas == 5000);
+  Env env({"MESHHOOK_STATS_COMPACTOR_ENABLED=false", "MESHHOOK_STATS_COMPACTOR_BATCH_DELTAS=100"});
+  const Config c = load_config(kFixtures + "/good.yaml", env.get());
+  CHECK_FALSE(c.compactor_enabled);
+  CHECK(c.compactor_batch_deltas == 100);
 }
 
 TEST_CASE("every bad config fixture fails with the error its first line names", "[config]") {

@@ -45,6 +45,7 @@ struct StorageOptions {
   /// The compactor folds rollup deltas into the compacted rollups (one replica at a time).
   bool compaction_enabled = true;
   int compaction_interval_ms = 200;
+  int compaction_batch_deltas = 20000;
 };
 
 /// Owns the spool, the writer thread, the optional tailer and retention threads.
