@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
   std::string url;
   std::size_t runs = 1'000'000, threads = 8, batch = 1000, writer_batch = 20000;
   double span_hours = 1;
-  int compactor_interval_ms = 200, compactor_batch = 20000;
+  int compactor_interval_ms = 1000, compactor_batch = 20000;
   std::string spool_dir = std::filesystem::temp_directory_path() /
                           ("meshhook-bench-spool-" + std::to_string(::getpid()));
   for (int i = 1; i + 1 < argc; i += 2) {

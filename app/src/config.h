@@ -78,7 +78,7 @@ struct Config {
   bool tail_enabled = false;
   int tail_interval_ms = 1000;
   bool compactor_enabled = true;       // fold rollup deltas (one replica at a time)
-  int compactor_interval_ms = 200;     // pause after a round that found less than a batch
+  int compactor_interval_ms = 1000;    // pause after a round that found less than a batch
   int compactor_batch_deltas = 20000;  // deltas folded per transaction at most
 
   // Bounds on one statistics request.

@@ -21,8 +21,8 @@ namespace meshhook::bridge {
 
 struct CompactorOptions {
   std::string database_url;
-  std::chrono::milliseconds interval{200};  // pause after a round that found little to fold
-  int batch_deltas = 20000;                 // deltas folded per transaction at most
+  std::chrono::milliseconds interval{1000};  // pause after a round that found little to fold
+  int batch_deltas = 20000;                  // deltas folded per transaction at most
   std::chrono::milliseconds rejected_refresh{10000};  // how often the dead-letter gauge is read
 };
 

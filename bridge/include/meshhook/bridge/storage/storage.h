@@ -44,7 +44,7 @@ struct StorageOptions {
   std::size_t retention_batch_rows = 5000;
   /// The compactor folds rollup deltas into the compacted rollups (one replica at a time).
   bool compaction_enabled = true;
-  int compaction_interval_ms = 200;
+  int compaction_interval_ms = 1000;
   int compaction_batch_deltas = 20000;
 };
 
