@@ -1371,7 +1371,7 @@ $$;
 -- create or replace resets the function's settings: pin the search path again.
 do $$
 begin
-    execute format('alter function meshhook_stats_rollups_append() set search_path = %I, pg_catalog, pg_temp',
+    execute format('alter function meshhook_stats_rollups_append() set search_path = pg_catalog, %I, pg_temp',
                    current_schema());
 end
 $$;
@@ -1475,7 +1475,7 @@ $$;
 
 do $$
 begin
-    execute format('alter function meshhook_stats_compact(integer) set search_path = %I, pg_catalog, pg_temp',
+    execute format('alter function meshhook_stats_compact(integer) set search_path = pg_catalog, %I, pg_temp',
                    current_schema());
 end
 $$;
@@ -1490,4 +1490,4 @@ insert into meshhook_stats_migrations (version, name, checksum) values
     (7, 'pinned_search_path_and_tenant_roles', '448efde63f7f512cc8cddcd8d219d5638bedb62c81957ef37f011df92fde861c'),
     (8, 'rollups_off_the_write_path', 'c5c575f79ef158e52013951a47ee6f3fa347767fb628e422b5a8441bec5b4cd0'),
     (9, 'tenant_roles_read_rollup_parts', '6f7cb87e013248eae11179cf5eca51e082d13649d4a6555f5b763a47b8dec230'),
-    (10, 'cheaper_single_run_capture', 'd3c32aee44d68eb3d38620684999c7710b398b4c96140640003a04d1d6ebbdce');
+    (10, 'cheaper_single_run_capture', '7e77cdd764c0a389e7a1814d21bc0659fef33104c40b9c0152b39af9236f3035');

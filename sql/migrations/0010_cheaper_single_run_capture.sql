@@ -67,7 +67,7 @@ $$;
 -- create or replace resets the function's settings: pin the search path again.
 do $$
 begin
-    execute format('alter function meshhook_stats_rollups_append() set search_path = %I, pg_catalog, pg_temp',
+    execute format('alter function meshhook_stats_rollups_append() set search_path = pg_catalog, %I, pg_temp',
                    current_schema());
 end
 $$;
@@ -171,7 +171,7 @@ $$;
 
 do $$
 begin
-    execute format('alter function meshhook_stats_compact(integer) set search_path = %I, pg_catalog, pg_temp',
+    execute format('alter function meshhook_stats_compact(integer) set search_path = pg_catalog, %I, pg_temp',
                    current_schema());
 end
 $$;
