@@ -1,11 +1,14 @@
 -- wrk script: realistic statistics queries on the data of generate.sql.
---   wrk -t4 -c32 -d30s --latency -s statistics.lua http://127.0.0.1:9480 -- <kind> [exact]
+--   wrk -t4 -c32 -d30s --latency -s statistics.lua http://127.0.0.1:9480 -- <kind> [exact] [tokens.lua]
 -- kind: wf24h | wf7d | wf90d | tenant30d | dayseries | mixed (the five in equal shares)
+--       | wf400d (400 days of the hottest workflow, workflow 0)
 -- exact: "exact" appends exact=true (naive percentile_cont over the rows) to every query.
+-- tokens.lua (jwt_tokens.py): a table of project uuid -> JWT of a caller of that tenant, sent
+-- as the bearer token; without it the token is the project uuid (statistics_server).
 -- Workflows are drawn with the popularity of the data (floor(1000 * u^2): hot ones often),
 -- and ranges end at a random minute of the data's last day, so edges fall off the hour.
 
-local kind, exact = "mixed", false
+local kind, exact, tokens = "mixed", false, nil
 
 local function uuid(prefix, n)
   return string.format("%s%012d", prefix, n)
@@ -23,6 +26,7 @@ end
 function init(args)
   kind = args[1] or "mixed"
   exact = args[2] == "exact"
+  if args[3] and args[3] ~= "" then tokens = dofile(args[3]) end
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 end
 
@@ -30,6 +34,7 @@ local kinds = {"wf24h", "wf7d", "wf90d", "tenant30d", "dayseries"}
 
 local function build(k)
   local w = math.floor(1000 * math.random() ^ 2)
+  if k == "wf400d" then w = 0 end
   local tenant = w % 100
   local t_end = data_end - math.random(0, 86399)
   local q
@@ -37,6 +42,8 @@ local function build(k)
     q = "workflow_id=" .. workflow(w) .. "&start_date=" .. rfc3339(t_end - 86400)
   elseif k == "wf7d" then
     q = "workflow_id=" .. workflow(w) .. "&start_date=" .. rfc3339(t_end - 7 * 86400)
+  elseif k == "wf400d" then
+    q = "workflow_id=" .. workflow(w) .. "&start_date=" .. rfc3339(t_end - 400 * 86400)
   elseif k == "wf90d" then
     q = "workflow_id=" .. workflow(w) .. "&start_date=" .. rfc3339(t_end - 89 * 86400)
   elseif k == "tenant30d" then
@@ -57,7 +64,8 @@ end
 function request()
   local k = kind
   if k == "mixed" then k = kinds[math.random(#kinds)] end
-  local path, token = build(k)
+  local path, tenant = build(k)
+  local token = tokens and tokens[tenant] or tenant
   return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
 end
 
@@ -67,4 +75,8 @@ function response(status, headers, body)
     failures = failures + 1
     if failures <= 3 then io.stderr:write("status " .. status .. ": " .. body .. "\n") end
   end
+end
+
+function done(summary, latency, requests)
+  io.write(string.format("p99.9_ms %.2f\n", latency:percentile(99.9) / 1000))
 end
