@@ -306,7 +306,9 @@ void BatchWriter::run() {
       auto wait = std::chrono::milliseconds(0);
       if (!stopping) {
         if (batch.empty()) {
-          wait = options_.batch_interval;
+          // Not connected (at start, or after a failure): connect first, so /readyz turns
+          // ready as soon as Postgres answers (the backoff below paces the retries).
+          wait = conn_ ? options_.batch_interval : std::chrono::milliseconds(0);
         } else {
           auto due = batch_started + options_.batch_interval;
           auto now = std::chrono::steady_clock::now();
