@@ -221,16 +221,15 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
     WorkflowNames names;
     {
       pqxx::read_transaction tx(lease->connection());
-      statement = "statistics_as_caller";
-      // As the caller: their claims for RLS (auth.uid() reads request.jwt.claims), and the
-      // reader role.
-      act_as_caller(tx, claims, deadline);
       StatisticsQuery query(tx, params, options_.exact_max_rows,
                             {.max_buckets = options_.max_buckets,
                              .max_rollup_rows = options_.max_rollup_rows,
                              .deadline = &deadline});
       try {
-        range = query.resolve(errors);
+        // As the caller, in the statement that resolves the range: their claims for RLS
+        // (auth.uid() reads request.jwt.claims), the reader role and the deadline.
+        const StatisticsCaller caller{claims.claims_json, claims.subject};
+        range = query.resolve(errors, &caller);
         if (range && histogram) {
           buckets = query.histogram(*range);
         } else if (range) {

@@ -145,7 +145,8 @@ struct ShapedStatement {
   std::string prepared_name(unsigned shape) const { return name + "_" + std::to_string(shape); }
 };
 
-const std::string kResolveSql = R"sql(
+std::string resolve_sql(bool as_caller) {
+  std::string sql = R"sql(
 with bounds as (
   select coalesce(timestamptz 'epoch' + $3::bigint * interval '1 microsecond',
                   ($4::date)::timestamp at time zone $5::text,
@@ -162,8 +163,22 @@ with bounds as (
 select (extract(epoch from s) * 1000000)::bigint,
        (extract(epoch from e) * 1000000)::bigint,
        extract(epoch from (s at time zone $5::text) - (s at time zone 'UTC'))::bigint,
-       extract(epoch from (e at time zone $5::text) - (e at time zone 'UTC'))::bigint
-from resolved)sql";
+       extract(epoch from (e at time zone $5::text) - (e at time zone 'UTC'))::bigint)sql";
+  if (as_caller) {
+    // As the caller, for the rest of the transaction: their claims for row level security
+    // (auth.uid() and the policies read request.jwt.claims), the deadline, and the reader
+    // role. The role is unconditional: serve needs the current schema, which has the role
+    // (migration 0004), and without it the query must fail rather than run as the owner,
+    // who sees every tenant. The range uses no table, so it does not matter that the role
+    // only applies from the next statement on.
+    sql += R"sql(,
+       set_config('request.jwt.claims', $7, true),
+       set_config('request.jwt.claim.sub', $8, true),
+       set_config('statement_timeout', coalesce($9, current_setting('statement_timeout')), true),
+       set_config('role', 'meshhook_stats_reader', true))sql";
+  }
+  return sql + "\nfrom resolved";
+}
 
 // The bucket of a timestamp column in tz: $9 unit (null: no time grouping), $10 tz.
 std::string time_bucket(const char* column) {
@@ -177,9 +192,10 @@ std::string time_bucket(const char* column) {
 // [$8, $6), rows for [$3, $5) and [$6, $4), and the deltas not yet compacted for every hour
 // of [$5, $6). One statement, so one snapshot: a delta is either still pending or already in
 // the compacted rollups, never both. Every branch is one index range.
-std::string rollup_branch(unsigned shape, const char* table, const char* from, const char* to) {
+std::string rollup_branch(unsigned shape, const char* table, const char* from, const char* to,
+                          const char* sketch = "sketch::text") {
   return std::string("select workflow_id::text, status, ") + time_bucket("bucket_start") +
-         ", run_count, sum_ms, min_ms, max_ms, zero_count, sketch::text from " + table + " where " +
+         ", run_count, sum_ms, min_ms, max_ms, zero_count, " + sketch + " from " + table + " where " +
          row_filter(shape) + " and bucket_start >= " + from + "::timestamptz and bucket_start < " +
          to + "::timestamptz";
 }
@@ -191,28 +207,54 @@ std::string row_branch(unsigned shape, const char* from, const char* to) {
          to + "::timestamptz";
 }
 // $11: at most this many rows (one more than a request may read, to tell it went over).
-const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
+std::string pieces_union(unsigned shape, const char* sketch) {
   return "select * from (" +
-         rollup_branch(shape, "execution_time_rollups_daily_compacted", "$7", "$8") +
-         " union all " + rollup_branch(shape, "execution_time_rollups_compacted", "$5", "$7") +
-         " union all " + rollup_branch(shape, "execution_time_rollups_compacted", "$8", "$6") +
-         " union all " + rollup_branch(shape, "execution_time_rollup_deltas", "$5", "$6") +
+         rollup_branch(shape, "execution_time_rollups_daily_compacted", "$7", "$8", sketch) +
+         " union all " +
+         rollup_branch(shape, "execution_time_rollups_compacted", "$5", "$7", sketch) +
+         " union all " +
+         rollup_branch(shape, "execution_time_rollups_compacted", "$8", "$6", sketch) +
+         " union all " + rollup_branch(shape, "execution_time_rollup_deltas", "$5", "$6", sketch) +
          " union all " + row_branch(shape, "$3", "$5") + " union all " +
          row_branch(shape, "$6", "$4") + ") as pieces limit $11::bigint";
+}
+const ShapedStatement kPieces("statistics_sketch_pieces",
+                              [](unsigned shape) { return pieces_union(shape, "sketch::text"); });
+
+// The exact aggregates of the rows: group key columns (workflow, status, bucket), count, sum,
+// min, max, percentiles. $U unit, $Z tz, $G group_by, $F fractions.
+std::string exact_select(unsigned shape, const std::string& u, const std::string& z,
+                         const std::string& g, const std::string& f,
+                         const std::string& before_percentiles = "") {
+  return "case when " + g + "::text = 'workflow' then workflow_id::text end," + " case when " + g +
+         "::text = 'status' then status end," + " case when " + u +
+         "::text is null then null else (extract(epoch from date_trunc(" + u +
+         "::text, finished_at, " + z +
+         "::text)) * 1000000)::bigint end,"
+         " count(*), sum(execution_time_ms), min(execution_time_ms), max(execution_time_ms), " +
+         before_percentiles + "percentile_cont(" + f +
+         "::float8[]) within group (order by execution_time_ms)"
+         " from execution_time_statistics where " +
+         row_filter(shape) + " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz";
+}
+
+// Pieces and rows in one statement, one snapshot: when the pieces count at most $12 runs (and
+// are at most $13 rows) the exact answer from the rows ('e' rows), else the pieces ('p' rows).
+// The condition is a one-time filter: the branch not taken reads nothing. $14 group_by,
+// $15 fractions; the rest as kPieces.
+const ShapedStatement kAuto("statistics_auto", [](unsigned shape) {
+  return "with pieces as materialized (" + pieces_union(shape, "sketch") +
+         "), total as (select coalesce(sum(run_count), 0) <= $12::bigint and count(*) <= "
+         "$13::bigint as exact from pieces)"
+         " select 'p'::text, *, null::float8[] from pieces where not (select exact from total)"
+         " union all select 'e'::text, " +
+         exact_select(shape, "$9", "$10", "$14", "$15", "null::bigint, null::int4[], ") +
+         " and (select exact from total) group by 2, 3, 4";
 });
 
 // Exact: percentile_cont over the rows. $5 unit, $6 tz, $7 group_by, $8 fractions.
 const ShapedStatement kExact("statistics_exact", [](unsigned shape) {
-  return "select case when $7::text = 'workflow' then workflow_id::text end,"
-         " case when $7::text = 'status' then status end,"
-         " case when $5::text is null then null else (extract(epoch from date_trunc($5::text,"
-         " finished_at, $6::text)) * 1000000)::bigint end,"
-         " count(*), sum(execution_time_ms), min(execution_time_ms), max(execution_time_ms),"
-         " percentile_cont($8::float8[]) within group (order by execution_time_ms)"
-         " from execution_time_statistics where " +
-         row_filter(shape) +
-         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz"
-         " group by 1, 2, 3";
+  return "select " + exact_select(shape, "$5", "$6", "$7", "$8") + " group by 1, 2, 3";
 });
 
 const ShapedStatement kExactHistogram("statistics_exact_histogram", [](unsigned shape) {
@@ -271,21 +313,36 @@ StatisticsQuery::StatisticsQuery(pqxx::transaction_base& tx, const StatisticsPar
   fractions_.erase(std::unique(fractions_.begin(), fractions_.end()), fractions_.end());
 }
 
-std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError>& errors) {
+std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError>& errors,
+                                                      const StatisticsCaller* caller) {
   auto instant = [](const DateBound& b) -> std::optional<std::string> {
     if (!b.instant_us) return std::nullopt;
     return std::to_string(*b.instant_us);
   };
   const auto start_us = instant(params_.start);
   const auto end_us = instant(params_.end);
-  statement_ = "statistics_resolve_range";
-  if (limits_.deadline) limits_.deadline->limit(tx_);
   ResolvedRange r;
   try {
     // An error here aborts the transaction; the request ends with it.
-    auto row = tx_.exec_prepared1(prepared(tx_, statement_, kResolveSql), c_str(start_us),
-                                  c_str(params_.start.date), c_str(end_us), c_str(params_.end.date),
-                                  params_.tz, StatisticsParams::kDefaultRangeDays);
+    const auto row = [&] {
+      if (caller) {
+        statement_ = "statistics_resolve_as_caller";
+        static const std::string kSql = resolve_sql(true);
+        std::optional<std::string> timeout;
+        if (limits_.deadline) timeout = limits_.deadline->timeout_to_set();
+        return tx_.exec_prepared1(prepared(tx_, statement_, kSql), c_str(start_us),
+                                  c_str(params_.start.date), c_str(end_us),
+                                  c_str(params_.end.date), params_.tz,
+                                  StatisticsParams::kDefaultRangeDays, caller->claims_json,
+                                  caller->subject, c_str(timeout));
+      }
+      statement_ = "statistics_resolve_range";
+      static const std::string kSql = resolve_sql(false);
+      if (limits_.deadline) limits_.deadline->limit(tx_);
+      return tx_.exec_prepared1(prepared(tx_, statement_, kSql), c_str(start_us),
+                                c_str(params_.start.date), c_str(end_us), c_str(params_.end.date),
+                                params_.tz, StatisticsParams::kDefaultRangeDays);
+    }();
     r.start_us = as_int64(row[0]);
     r.end_us = as_int64(row[1]);
     r.tz_whole_hours = as_int64(row[2]) % 3600 == 0 && as_int64(row[3]) % 3600 == 0;
@@ -339,28 +396,102 @@ bool StatisticsQuery::sketch_allowed(const ResolvedRange& range) const {
   return !is_time_grouping(params_.group_by) || range.tz_whole_hours;
 }
 
+// The bounds of the pieces of [start_us, end_us) and the time unit, as statement parameters.
+struct StatisticsQuery::PiecesPlan {
+  std::int64_t h0, h1, d0, d1;
+  std::optional<std::string> unit;
+  bool time_group;
+};
+
+StatisticsQuery::PiecesPlan StatisticsQuery::plan_pieces(const ResolvedRange& range,
+                                                         std::int64_t start_us,
+                                                         std::int64_t end_us, bool group) const {
+  PiecesPlan p;
+  p.h0 = ceil_to(start_us, kHourUs);
+  p.h1 = floor_to(end_us, kHourUs);
+  if (p.h0 > p.h1) p.h0 = p.h1 = start_us;  // within one hour: rows only
+  p.time_group = group && is_time_grouping(params_.group_by);
+  // Daily (UTC) rollups serve ungrouped sums, and UTC days and weeks; never hours.
+  const bool daily = !p.time_group || (range.tz_is_utc && params_.group_by != GroupBy::hour);
+  p.d0 = ceil_to(p.h0, kDayUs);
+  p.d1 = floor_to(p.h1, kDayUs);
+  if (!daily || p.d0 >= p.d1) p.d0 = p.d1 = p.h0;
+  p.unit = p.time_group ? trunc_unit(params_.group_by) : std::nullopt;
+  return p;
+}
+
+namespace {
+
+using PieceKey = std::tuple<std::string, std::string, std::int64_t>;
+
+// Adds one piece row (columns from `at` on: workflow, status, bucket, count, sum, min, max,
+// zeros, sketch) to the group its key falls in.
+template <typename Accumulated>
+void add_piece(std::map<PieceKey, Accumulated>& by_key, const pqxx::row& row, int at, GroupBy g,
+               bool time_group) {
+  PieceKey key;
+  if (g == GroupBy::workflow) std::get<0>(key) = row[at].c_str();
+  if (g == GroupBy::status) std::get<1>(key) = row[at + 1].c_str();
+  if (time_group) std::get<2>(key) = as_int64(row[at + 2]);
+  auto [it, inserted] = by_key.try_emplace(key);
+  auto& acc = it->second;
+  if (inserted) {
+    if (g == GroupBy::workflow) acc.workflow_id = std::get<0>(key);
+    if (g == GroupBy::status) acc.status = std::get<1>(key);
+    if (time_group) acc.bucket_start_us = std::get<2>(key);
+  }
+  const auto n = static_cast<std::uint64_t>(as_int64(row[at + 3]));
+  acc.count += n;
+  acc.sum += as_double(row[at + 4]);
+  acc.min = std::min(acc.min, as_int64(row[at + 5]));
+  acc.max = std::max(acc.max, as_int64(row[at + 6]));
+  if (row[at + 8].is_null()) {
+    acc.sketch.add(as_int64(row[at + 5]), n);
+  } else {
+    acc.sketch.add_zeros(static_cast<std::uint64_t>(as_int64(row[at + 7])));
+    acc.sketch.add_pg_text(std::string_view(row[at + 8].c_str(), row[at + 8].size()));
+  }
+}
+
+// One exact group (columns from `at` on: workflow, status, bucket, count, sum, min, max; the
+// percentiles in column `percentiles`).
+StatisticsGroup exact_group(const pqxx::row& row, int at, int percentiles) {
+  StatisticsGroup g;
+  if (!row[at].is_null()) g.workflow_id = row[at].c_str();
+  if (!row[at + 1].is_null()) g.status = row[at + 1].c_str();
+  if (!row[at + 2].is_null()) g.bucket_start_us = as_int64(row[at + 2]);
+  g.count = static_cast<std::uint64_t>(as_int64(row[at + 3]));
+  g.avg = round3(as_double(row[at + 4]) / static_cast<double>(g.count));
+  g.min = static_cast<double>(as_int64(row[at + 5]));
+  g.max = static_cast<double>(as_int64(row[at + 6]));
+  const auto& p = row[percentiles];
+  for (double v : parse_float_array(std::string_view(p.c_str(), p.size()))) {
+    g.percentiles.emplace_back(round3(v));
+  }
+  return g;
+}
+
+void sort_groups(std::vector<StatisticsGroup>& out) {
+  std::sort(out.begin(), out.end(), [](const StatisticsGroup& a, const StatisticsGroup& b) {
+    return std::tie(a.workflow_id, a.status, a.bucket_start_us) <
+           std::tie(b.workflow_id, b.status, b.bucket_start_us);
+  });
+}
+
+}  // namespace
+
 std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const ResolvedRange& range,
                                                                          std::int64_t start_us,
                                                                          std::int64_t end_us,
                                                                          bool group) {
-  std::int64_t h0 = ceil_to(start_us, kHourUs);
-  std::int64_t h1 = floor_to(end_us, kHourUs);
-  if (h0 > h1) h0 = h1 = start_us;  // within one hour: rows only
-  const bool time_group = group && is_time_grouping(params_.group_by);
-  // Daily (UTC) rollups serve ungrouped sums, and UTC days and weeks; never hours.
-  const bool daily = !time_group || (range.tz_is_utc && params_.group_by != GroupBy::hour);
-  std::int64_t d0 = ceil_to(h0, kDayUs);
-  std::int64_t d1 = floor_to(h1, kDayUs);
-  if (!daily || d0 >= d1) d0 = d1 = h0;
-
-  const auto unit = time_group ? trunc_unit(params_.group_by) : std::nullopt;
+  const auto p = plan_pieces(range, start_us, end_us, group);
   statement_ = kPieces.name.c_str();
   if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
   auto result = tx_.exec_prepared(
       prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
-      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(h0),
-      format_rfc3339_utc(h1), format_rfc3339_utc(d0), format_rfc3339_utc(d1), c_str(unit),
+      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0),
+      format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
       params_.tz, std::to_string(limits_.max_rollup_rows + 1));
   if (result.size() > limits_.max_rollup_rows) {
     throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
@@ -368,74 +499,101 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
   }
 
   // Keyed by what the grouping needs: workflow, status or bucket.
-  std::map<std::tuple<std::string, std::string, std::int64_t>, Accumulated> by_key;
+  std::map<PieceKey, Accumulated> by_key;
   const auto g = group ? params_.group_by : GroupBy::none;
-  for (const auto& row : result) {
-    std::tuple<std::string, std::string, std::int64_t> key;
-    if (g == GroupBy::workflow) std::get<0>(key) = row[0].c_str();
-    if (g == GroupBy::status) std::get<1>(key) = row[1].c_str();
-    if (time_group) std::get<2>(key) = as_int64(row[2]);
-    auto [it, inserted] = by_key.try_emplace(key);
-    auto& acc = it->second;
-    if (inserted) {
-      if (g == GroupBy::workflow) acc.workflow_id = std::get<0>(key);
-      if (g == GroupBy::status) acc.status = std::get<1>(key);
-      if (time_group) acc.bucket_start_us = std::get<2>(key);
-    }
-    const auto n = static_cast<std::uint64_t>(as_int64(row[3]));
-    acc.count += n;
-    acc.sum += as_double(row[4]);
-    acc.min = std::min(acc.min, as_int64(row[5]));
-    acc.max = std::max(acc.max, as_int64(row[6]));
-    if (row[8].is_null()) {
-      acc.sketch.add(as_int64(row[5]), n);
-    } else {
-      acc.sketch.add_zeros(static_cast<std::uint64_t>(as_int64(row[7])));
-      acc.sketch.add_pg_text(std::string_view(row[8].c_str(), row[8].size()));
-    }
-  }
+  for (const auto& row : result) add_piece(by_key, row, 0, g, p.time_group);
   std::vector<Accumulated> out;
   out.reserve(by_key.size());
   for (auto& [key, acc] : by_key) out.push_back(std::move(acc));
   return out;
 }
 
-std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us,
-                                                           std::int64_t end_us) {
+std::string StatisticsQuery::fractions_literal() const {
   std::string fractions = "{";
   for (std::size_t i = 0; i < fractions_.size(); ++i) {
     if (i) fractions += ',';
     fractions += number(fractions_[i]);
   }
-  fractions += '}';
+  return fractions + '}';
+}
+
+std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us,
+                                                           std::int64_t end_us) {
   const auto unit = trunc_unit(params_.group_by);
   statement_ = kExact.name.c_str();
   if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
-  auto result =
-      tx_.exec_prepared(prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
-                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit),
-                        params_.tz, std::string(to_string(params_.group_by)), fractions);
+  auto result = tx_.exec_prepared(
+      prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
+      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit), params_.tz,
+      std::string(to_string(params_.group_by)), fractions_literal());
   std::vector<StatisticsGroup> out;
   for (const auto& row : result) {
-    StatisticsGroup g;
-    if (!row[0].is_null()) g.workflow_id = row[0].c_str();
-    if (!row[1].is_null()) g.status = row[1].c_str();
-    if (!row[2].is_null()) g.bucket_start_us = as_int64(row[2]);
-    g.count = static_cast<std::uint64_t>(as_int64(row[3]));
-    g.avg = round3(as_double(row[4]) / static_cast<double>(g.count));
-    g.min = static_cast<double>(as_int64(row[5]));
-    g.max = static_cast<double>(as_int64(row[6]));
-    for (double v : parse_float_array(std::string_view(row[7].c_str(), row[7].size()))) {
-      g.percentiles.emplace_back(round3(v));
+    out.push_back(exact_group(row, 0, 7));
+    out.back().percentiles.resize(fractions_.size());
+  }
+  sort_groups(out);
+  return out;
+}
+
+std::vector<StatisticsGroup> StatisticsQuery::auto_groups(const ResolvedRange& range,
+                                                          std::int64_t start_us,
+                                                          std::int64_t end_us) {
+  const auto p = plan_pieces(range, start_us, end_us, true);
+  statement_ = kAuto.name.c_str();
+  if (limits_.deadline) limits_.deadline->limit(tx_);
+  const auto f = filters_of(params_);
+  auto result = tx_.exec_prepared(
+      prepared(tx_, kAuto, f.shape), c_str(f.workflows), c_str(f.statuses),
+      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0),
+      format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
+      params_.tz, std::to_string(limits_.max_rollup_rows + 1), std::to_string(exact_max_rows_),
+      std::to_string(limits_.max_rollup_rows), std::string(to_string(params_.group_by)),
+      fractions_literal());
+  // No rows: the pieces counted no runs, so the (empty) answer is exact.
+  if (result.empty() || std::string_view(result[0][0].c_str()) == "e") {
+    method_ = StatisticsMethod::exact;
+    std::vector<StatisticsGroup> out;
+    for (const auto& row : result) {
+      out.push_back(exact_group(row, 1, 10));
+      out.back().percentiles.resize(fractions_.size());
     }
-    g.percentiles.resize(fractions_.size());
+    sort_groups(out);
+    return out;
+  }
+  if (result.size() > limits_.max_rollup_rows) {
+    throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
+                                " rollup rows");
+  }
+  method_ = StatisticsMethod::sketch;
+  std::map<PieceKey, Accumulated> by_key;
+  for (const auto& row : result) add_piece(by_key, row, 1, params_.group_by, p.time_group);
+  std::vector<Accumulated> pieces;
+  pieces.reserve(by_key.size());
+  for (auto& [key, acc] : by_key) pieces.push_back(std::move(acc));
+  return sketch_groups(std::move(pieces));
+}
+
+std::vector<StatisticsGroup> StatisticsQuery::sketch_groups(std::vector<Accumulated> pieces) const {
+  std::vector<StatisticsGroup> out;
+  for (auto& p : pieces) {
+    StatisticsGroup g;
+    g.workflow_id = std::move(p.workflow_id);
+    g.status = std::move(p.status);
+    g.bucket_start_us = p.bucket_start_us;
+    g.count = p.count;
+    if (p.count > 0) {
+      g.avg = round3(p.sum / static_cast<double>(p.count));
+      g.min = static_cast<double>(p.min);
+      g.max = static_cast<double>(p.max);
+      for (double f : fractions_) {
+        // Clamped to the exact min and max, which only moves the answer closer.
+        const double v = std::clamp(p.sketch.percentile_cont(f), *g.min, *g.max);
+        g.percentiles.emplace_back(round3(v));
+      }
+    }
     out.push_back(std::move(g));
   }
-  std::sort(out.begin(), out.end(), [](const StatisticsGroup& a, const StatisticsGroup& b) {
-    return std::tie(a.workflow_id, a.status, a.bucket_start_us) <
-           std::tie(b.workflow_id, b.status, b.bucket_start_us);
-  });
   return out;
 }
 
@@ -447,35 +605,11 @@ std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
   if (want_exact) {
     method_ = StatisticsMethod::exact;
     out = exact_groups(start_us, end_us);
+  } else if (!method_ && !params_.exact.has_value()) {
+    out = auto_groups(range, start_us, end_us);
   } else {
-    auto pieces = sketch_pieces(range, start_us, end_us, true);
-    std::uint64_t total = 0;
-    for (const auto& p : pieces) total += p.count;
-    if (!method_ && !params_.exact.has_value() && total <= exact_max_rows_) {
-      // Small enough to answer exactly from the rows.
-      method_ = StatisticsMethod::exact;
-      out = exact_groups(start_us, end_us);
-    } else {
-      method_ = StatisticsMethod::sketch;
-      for (auto& p : pieces) {
-        StatisticsGroup g;
-        g.workflow_id = std::move(p.workflow_id);
-        g.status = std::move(p.status);
-        g.bucket_start_us = p.bucket_start_us;
-        g.count = p.count;
-        if (p.count > 0) {
-          g.avg = round3(p.sum / static_cast<double>(p.count));
-          g.min = static_cast<double>(p.min);
-          g.max = static_cast<double>(p.max);
-          for (double f : fractions_) {
-            // Clamped to the exact min and max, which only moves the answer closer.
-            const double v = std::clamp(p.sketch.percentile_cont(f), *g.min, *g.max);
-            g.percentiles.emplace_back(round3(v));
-          }
-        }
-        out.push_back(std::move(g));
-      }
-    }
+    method_ = StatisticsMethod::sketch;
+    out = sketch_groups(sketch_pieces(range, start_us, end_us, true));
   }
   if (params_.group_by == GroupBy::none && out.empty()) {
     StatisticsGroup empty;

@@ -69,6 +69,13 @@ class StatisticsTooMuchData : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Who the transaction reads as: set by the first statement of a request, together with the
+/// range (one round trip), for that transaction only.
+struct StatisticsCaller {
+  std::string claims_json;  // request.jwt.claims, read by the row level security policies
+  std::string subject;      // request.jwt.claim.sub
+};
+
 class StatisticsQuery {
  public:
   /// With exact unset, at most this many rows are answered exactly; more from the rollups.
@@ -82,7 +89,10 @@ class StatisticsQuery {
   /// the range is empty, too long, or tz is unknown to Postgres, and group_by when the range
   /// has more time buckets than limits.max_buckets. Statements throw RequestTimeout or
   /// pqxx::sql_error 57014 once the deadline passes.
-  std::optional<ResolvedRange> resolve(std::vector<ParameterError>& errors);
+  /// With a caller, the same statement also makes the transaction theirs: their claims, the
+  /// reader role (meshhook_stats_reader) and the deadline's statement_timeout.
+  std::optional<ResolvedRange> resolve(std::vector<ParameterError>& errors,
+                                       const StatisticsCaller* caller = nullptr);
 
   /// The groups of [start_us, end_us), sorted by key, every group (no paging). The first
   /// call decides the method (exact, sketch) when params.exact is unset; later calls (the
@@ -105,8 +115,17 @@ class StatisticsQuery {
   std::vector<StatisticsGroup> exact_groups(std::int64_t start_us, std::int64_t end_us);
   bool sketch_allowed(const ResolvedRange& range) const;
   std::uint64_t bucket_count(const ResolvedRange& range) const;
+  struct PiecesPlan;
+  PiecesPlan plan_pieces(const ResolvedRange& range, std::int64_t start_us, std::int64_t end_us,
+                         bool group) const;
   std::vector<Accumulated> sketch_pieces(const ResolvedRange& range, std::int64_t start_us,
                                          std::int64_t end_us, bool group);
+  std::vector<StatisticsGroup> sketch_groups(std::vector<Accumulated> pieces) const;
+  // Rollups and rows in one statement: the exact answer when the rollups count few enough
+  // runs, else the pieces (the method decided without asking twice).
+  std::vector<StatisticsGroup> auto_groups(const ResolvedRange& range, std::int64_t start_us,
+                                           std::int64_t end_us);
+  std::string fractions_literal() const;
 
   pqxx::transaction_base& tx_;
   const StatisticsParams& params_;
