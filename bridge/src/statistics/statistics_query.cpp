@@ -195,9 +195,9 @@ std::string time_bucket(const char* column) {
 std::string rollup_branch(unsigned shape, const char* table, const char* from, const char* to,
                           const char* sketch = "sketch::text") {
   return std::string("select workflow_id::text, status, ") + time_bucket("bucket_start") +
-         ", run_count, sum_ms, min_ms, max_ms, zero_count, " + sketch + " from " + table + " where " +
-         row_filter(shape) + " and bucket_start >= " + from + "::timestamptz and bucket_start < " +
-         to + "::timestamptz";
+         ", run_count, sum_ms, min_ms, max_ms, zero_count, " + sketch + " from " + table +
+         " where " + row_filter(shape) + " and bucket_start >= " + from +
+         "::timestamptz and bucket_start < " + to + "::timestamptz";
 }
 std::string row_branch(unsigned shape, const char* from, const char* to) {
   return "select workflow_id::text, status, " + time_bucket("finished_at") +
@@ -235,7 +235,8 @@ std::string exact_select(unsigned shape, const std::string& u, const std::string
          before_percentiles + "percentile_cont(" + f +
          "::float8[]) within group (order by execution_time_ms)"
          " from execution_time_statistics where " +
-         row_filter(shape) + " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz";
+         row_filter(shape) +
+         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz";
 }
 
 // Pieces and rows in one statement, one snapshot: when the pieces count at most $12 runs (and
@@ -331,10 +332,9 @@ std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError
         std::optional<std::string> timeout;
         if (limits_.deadline) timeout = limits_.deadline->timeout_to_set();
         return tx_.exec_prepared1(prepared(tx_, statement_, kSql), c_str(start_us),
-                                  c_str(params_.start.date), c_str(end_us),
-                                  c_str(params_.end.date), params_.tz,
-                                  StatisticsParams::kDefaultRangeDays, caller->claims_json,
-                                  caller->subject, c_str(timeout));
+                                  c_str(params_.start.date), c_str(end_us), c_str(params_.end.date),
+                                  params_.tz, StatisticsParams::kDefaultRangeDays,
+                                  caller->claims_json, caller->subject, c_str(timeout));
       }
       statement_ = "statistics_resolve_range";
       static const std::string kSql = resolve_sql(false);
@@ -404,8 +404,8 @@ struct StatisticsQuery::PiecesPlan {
 };
 
 StatisticsQuery::PiecesPlan StatisticsQuery::plan_pieces(const ResolvedRange& range,
-                                                         std::int64_t start_us,
-                                                         std::int64_t end_us, bool group) const {
+                                                         std::int64_t start_us, std::int64_t end_us,
+                                                         bool group) const {
   PiecesPlan p;
   p.h0 = ceil_to(start_us, kHourUs);
   p.h1 = floor_to(end_us, kHourUs);
@@ -523,10 +523,10 @@ std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us
   statement_ = kExact.name.c_str();
   if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
-  auto result = tx_.exec_prepared(
-      prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
-      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit), params_.tz,
-      std::string(to_string(params_.group_by)), fractions_literal());
+  auto result =
+      tx_.exec_prepared(prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
+                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit),
+                        params_.tz, std::string(to_string(params_.group_by)), fractions_literal());
   std::vector<StatisticsGroup> out;
   for (const auto& row : result) {
     out.push_back(exact_group(row, 0, 7));

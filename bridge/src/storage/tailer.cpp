@@ -115,6 +115,20 @@ void Tailer::run() {
       sleep_for(options_.interval);
     }
   }
+  // Before the lock goes to another replica, let the cursor catch up with what this one has
+  // observed above it (it waits only for transactions that were in flight), so that a
+  // handover observes nothing twice. Bounded: a transaction left open only costs a replay.
+  if (active_ && conn) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    try {
+      while (!seen_above_.empty() && std::chrono::steady_clock::now() < deadline) {
+        poll_once(conn.get());
+        if (!seen_above_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("tailer: while handing over: {}", std::string(e.what()).substr(0, 300));
+    }
+  }
   active_ = false;
   conn.reset();
 }

@@ -7,8 +7,8 @@
 
 #include <chrono>
 #include <optional>
-#include <string>
 #include <stdexcept>
+#include <string>
 
 namespace pqxx {
 class transaction_base;
