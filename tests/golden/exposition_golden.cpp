@@ -21,8 +21,11 @@ void fill(Registry& registry) {
 
   const auto observe = [&](std::string_view tenant, std::string_view workflow,
                            std::string_view status, double seconds, std::string_view run_id,
-                           std::string_view name, double finished_at) {
+                           std::string_view name, double finished_at, double queue = -1,
+                           std::span<const StepObservation> steps = {}) {
     RunObservation r;
+    r.queue_seconds = queue;
+    r.steps = steps;
     r.tenant = tenant;
     r.workflow = workflow;
     r.status = status;
@@ -38,7 +41,9 @@ void fill(Registry& registry) {
   observe(t1, w1, "succeeded", 0.042, "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6b", "Send invoice",
           1700000000.123);
   observe(t1, w1, "succeeded", 0.25, "", "", 0);
-  observe(t1, w1, "succeeded", 1.5, "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", "", 1700000060.5);
+  const StepObservation steps[] = {{"fetch-order", "succeeded", 0.9}, {"notify", "failed", 0.4}};
+  observe(t1, w1, "succeeded", 1.5, "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", "", 1700000060.5, 0.12,
+          steps);
   observe(t1, w1, "failed", 7200, "c0ffee00-0000-4000-8000-000000000001", "", 1700000120);
   observe(t1, w2, "succeeded", 12, "", "Nightly \"sync\" C:\\jobs\nsecond line", 0);
   // Over the cap: the first folds into workflow="__other__"; the second would exceed that step's

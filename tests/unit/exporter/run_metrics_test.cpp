@@ -105,7 +105,8 @@ TEST_CASE("run metrics fold workflows over the cap and count the fold", "[export
   CHECK(h.series[35].label_values == std::vector<std::string>{"t1", "__other__", "succeeded"});
   CHECK(h.series[35].count == 10);
   const auto& dropped = find(fs, "meshhook_stats_series_dropped_total");
-  REQUIRE(dropped.series.size() == 3);
+  // One series per capped family: run durations, queue waits, steps, runs, info.
+  REQUIRE(dropped.series.size() == 5);
   CHECK(dropped.series[0].label_values[0] == "meshhook_workflow_run_duration_seconds");
   CHECK(dropped.series[0].value == 10);
 }
@@ -242,4 +243,96 @@ TEST_CASE("run metrics render as valid OpenMetrics with exemplars", "[exporter]"
                                "{run_id=\"abc\"} 0.05 1700000000.123\n") &&
                       Contains("meshhook_workflow_runs_total{tenant=\"t1\",workflow=\"w1\","
                                "status=\"succeeded\"} 1.0\n"));
+}
+
+TEST_CASE("run metrics observe the queue wait and each step of a run, with its exemplar",
+          "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  const StepObservation steps[] = {{"fetch", "succeeded", 0.2}, {"notify", "failed", 3}};
+  auto r = run("w1", 4);
+  r.run_id = "run-1";
+  r.finished_at_seconds = 1700000000;
+  r.queue_seconds = 0.04;
+  r.steps = steps;
+  m.observe(r);
+  m.observe(run("w1", 1));  // neither queue wait nor steps known
+  const auto fs = reg.collect();
+
+  const auto& q = find(fs, "meshhook_workflow_run_queue_seconds");
+  CHECK(q.unit == "seconds");
+  CHECK(q.label_names == std::vector<std::string>{"tenant", "workflow"});
+  REQUIRE(q.series.size() == 1);
+  CHECK(q.series[0].count == 1);
+  CHECK(q.series[0].sum == Approx(0.04));
+  REQUIRE(q.series[0].exemplars.size() == RunMetricsOptions::default_queue_buckets().size() + 1);
+  REQUIRE(q.series[0].exemplars[3].has_value());  // 0.025 < 0.04 <= 0.05
+  CHECK(q.series[0].exemplars[3]->label_value == "run-1");
+
+  const auto& s = find(fs, "meshhook_workflow_step_duration_seconds");
+  CHECK(s.label_names == std::vector<std::string>{"tenant", "workflow", "step", "status"});
+  REQUIRE(s.series.size() == 2);
+  CHECK(s.series[0].label_values == std::vector<std::string>{"t1", "w1", "fetch", "succeeded"});
+  CHECK(s.series[0].sum == Approx(0.2));
+  CHECK(s.series[1].label_values == std::vector<std::string>{"t1", "w1", "notify", "failed"});
+  CHECK(s.series[1].count == 1);
+}
+
+TEST_CASE("run metrics observe a re-posted run's queue wait and steps once", "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  const StepObservation steps[] = {{"fetch", "succeeded", 0.2}};
+  auto r = run("w1", 1);
+  r.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6b";
+  r.queue_seconds = 0.5;
+  r.steps = steps;
+  m.observe(r);
+  m.observe(r);
+  const auto fs = reg.collect();
+  CHECK(find(fs, "meshhook_workflow_run_queue_seconds").series[0].count == 1);
+  CHECK(find(fs, "meshhook_workflow_step_duration_seconds").series[0].count == 1);
+}
+
+TEST_CASE("run metrics ignore a negative queue wait or step duration and keep the run",
+          "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  const StepObservation steps[] = {{"fetch", "succeeded", -1},
+                                   {"x", "succeeded", std::numeric_limits<double>::quiet_NaN()},
+                                   {"", "succeeded", 1}};
+  auto r = run("w1", 1);
+  r.queue_seconds = std::numeric_limits<double>::infinity();
+  r.steps = steps;
+  m.observe(r);
+  const auto fs = reg.collect();
+  CHECK(find(fs, "meshhook_workflow_run_duration_seconds").series[0].count == 1);
+  CHECK(find(fs, "meshhook_workflow_run_queue_seconds").series.empty());
+  CHECK(find(fs, "meshhook_workflow_step_duration_seconds").series.empty());
+}
+
+TEST_CASE("run metrics fold steps first, then workflows, under the cap", "[exporter]") {
+  Registry reg;
+  RunMetricsOptions o;
+  o.max_series = 40;
+  RunMetrics m(reg, o);
+  std::vector<std::string> names;
+  for (int i = 0; i < 60; ++i) names.push_back("step-" + std::to_string(i));
+  std::vector<StepObservation> steps;
+  for (const auto& n : names) steps.push_back({n, "succeeded", 0.1});
+  auto r = run("w1", 1);
+  r.steps = steps;
+  m.observe(r);
+  const auto fs = reg.collect();
+  const auto& s = find(fs, "meshhook_workflow_step_duration_seconds");
+  CHECK(s.series.size() <= 40);
+  std::uint64_t total = 0;
+  bool folded_step = false;
+  for (const auto& series : s.series) {
+    total += series.count;
+    if (series.label_values == std::vector<std::string>{"t1", "w1", "__other__", "succeeded"}) {
+      folded_step = true;
+    }
+  }
+  CHECK(total == 60);  // folded, never lost
+  CHECK(folded_step);
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -11,6 +12,13 @@
 #include "meshhook/exporter/registry.h"
 
 namespace meshhook::exporter {
+
+/// One step of a finished run (its first start to its last end, every attempt included).
+struct StepObservation {
+  std::string_view step;    // the step's node id in the workflow definition
+  std::string_view status;  // succeeded or failed (the last attempt's outcome)
+  double duration_seconds = 0;
+};
 
 /// One finished workflow run, as the instruments see it.
 struct RunObservation {
@@ -21,6 +29,10 @@ struct RunObservation {
   std::string_view run_id;         // becomes the bucket's exemplar when non-empty
   std::string_view workflow_name;  // sets meshhook_workflow_info when non-empty
   double finished_at_seconds = 0;  // Unix time of the exemplar; 0 = none
+  /// The time the run's jobs waited in the queue; negative = not known (nothing observed).
+  double queue_seconds = -1;
+  /// The run's steps, when known. Observed only when the run itself is (not a retry).
+  std::span<const StepObservation> steps;
 };
 
 struct RunMetricsOptions {
@@ -33,12 +45,19 @@ struct RunMetricsOptions {
   std::size_t duplicate_window_runs = 1000000;
   std::chrono::seconds duplicate_window_age{86400};
 
+  std::vector<double> queue_buckets = default_queue_buckets();
+  std::vector<double> step_buckets = default_step_buckets();
   /// 10 ms .. 1 h, roughly 1-2.5-5 per decade: see docs/metrics.md.
   static std::vector<double> default_buckets();
+  /// 5 ms .. 1 h: a healthy queue hands a job over in milliseconds, a backed-up one in minutes.
+  static std::vector<double> default_queue_buckets();
+  /// 5 ms .. 10 min: one step is one HTTP call or transform, with retries.
+  static std::vector<double> default_step_buckets();
 };
 
 /// The run-duration instruments: meshhook_workflow_run_duration_seconds,
-/// meshhook_workflow_runs_total and meshhook_workflow_info, and
+/// meshhook_workflow_runs_total and meshhook_workflow_info, where the time went:
+/// meshhook_workflow_run_queue_seconds and meshhook_workflow_step_duration_seconds, and
 /// meshhook_stats_duplicate_runs_total for the retries it recognised. Thread-safe.
 class RunMetrics {
  public:
@@ -48,6 +67,8 @@ class RunMetrics {
  private:
   RunMetricsOptions options_;
   HistogramFamily& duration_;
+  HistogramFamily& queue_;
+  HistogramFamily& step_;
   CounterFamily& runs_;
   GaugeFamily& info_;
   Counter& duplicates_;

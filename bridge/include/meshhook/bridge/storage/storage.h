@@ -100,8 +100,9 @@ class Storage {
   bool started_ = false;
 };
 
-/// Deletes rows with finished_at older than retention_days, batch_rows at a time, each batch
-/// its own short transaction. Returns rows deleted. Used by Storage; callable alone.
+/// Deletes runs, queue waits and steps with finished_at older than retention_days, batch_rows
+/// at a time, each batch its own short transaction. Returns rows deleted. Used by Storage; callable
+/// alone.
 std::uint64_t delete_expired(const std::string& url, int retention_days, std::size_t batch_rows,
                              const std::function<bool()>& keep_going = {});
 
