@@ -1610,6 +1610,156 @@ begin
 end
 $$;
 
+-- ---------------------------------------------------------------------------
+-- migrations/0013_capture_inbox.sql
+-- ---------------------------------------------------------------------------
+-- 0013: the capture trigger appends to a narrow table and the compactor moves the rows on.
+--
+-- Measured (bench/capture/run.sh, docs/benchmarks.md): a captured run cost MeshHook's
+-- transaction 70-110 µs of server time when the trigger inserted into execution_time_statistics
+-- directly: five indexes, three checks and the statement trigger that appends the rollup delta,
+-- all inside MeshHook's transaction. Here the trigger only appends one row to
+-- execution_time_captured_runs: no index, no check, no trigger of its own, no key another
+-- transaction can hold. The compactor (one short transaction per round, off MeshHook's path)
+-- moves what is committed there into execution_time_statistics, where the rollup deltas are
+-- appended in bulk, a few microseconds a run.
+--
+-- Nothing is late for a reader: the statistics endpoint reads the captured runs not moved yet
+-- beside the rows (one statement, one snapshot; a move deletes and inserts in one transaction,
+-- so a run is in exactly one of the two). Other readers of execution_time_statistics (SQL,
+-- Grafana) see a captured run once the next round has moved it (compactor.interval_ms).
+
+create table execution_time_captured_runs (
+    run_id      uuid        not null,
+    project_id  uuid        not null,
+    workflow_id uuid        not null,
+    status      text        not null,
+    started_at  timestamptz not null,
+    finished_at timestamptz not null
+);
+
+comment on table execution_time_captured_runs is
+    'Runs the MeshHook capture trigger recorded and the compactor has not moved into '
+    'execution_time_statistics yet (meshhook-stats).';
+
+-- The trigger inserts as the owner (security definer); callers read their tenant's rows only.
+alter table execution_time_captured_runs enable row level security;
+alter table execution_time_captured_runs force row level security;
+create policy meshhook_stats_caller_projects on execution_time_captured_runs for select to public
+    using (project_id in (select meshhook_stats_caller_project_ids()));
+do $$
+begin
+    execute format('create policy meshhook_stats_owner on execution_time_captured_runs for all to %I '
+                   'using (true) with check (true)', current_user);
+end
+$$;
+grant select on execution_time_captured_runs to meshhook_stats_reader;
+
+-- Integer milliseconds from two timestamps, microseconds rounded half up; a clock that went
+-- backwards gives 0 (as the capture trigger always did).
+create function meshhook_stats_elapsed_ms(started timestamptz, finished timestamptz) returns bigint
+    language sql
+    immutable
+    parallel safe
+    set search_path = pg_catalog, pg_temp
+    return (greatest((extract(epoch from (finished - started)) * 1000000)::bigint, 0) + 500) / 1000;
+
+-- Moves up to max_rows committed captured runs into execution_time_statistics, in the caller's
+-- transaction. A run captured twice (finished, then moved to another terminal status) counts
+-- its earliest finish, and a run already stored keeps its row, as before. A row Postgres
+-- refuses (a duration over the table's limits, say) goes to execution_time_rejected_runs and
+-- its neighbours move. Returns the runs moved (deleted from the captured table).
+create function meshhook_stats_move_captured_runs(max_rows integer) returns integer
+    language plpgsql
+    security definer
+    set search_path = pg_catalog, pg_temp  -- replaced below by one naming this schema
+as $$
+declare
+    moved integer;
+    r record;
+    state text;
+    message text;
+begin
+    begin
+        with taken as (
+            delete from execution_time_captured_runs
+            where ctid = any (array(select ctid from execution_time_captured_runs limit max_rows))
+            returning *
+        ), stored as (
+            insert into execution_time_statistics
+                (run_id, project_id, workflow_id, status, started_at, finished_at,
+                 execution_time_ms, source)
+            select distinct on (run_id) run_id, project_id, workflow_id, status, started_at,
+                   finished_at, meshhook_stats_elapsed_ms(started_at, finished_at), 'capture'
+            from taken
+            order by run_id, finished_at, status
+            on conflict (run_id) do nothing
+        )
+        select count(*) into moved from taken;
+        return moved;
+    exception when others then
+        null;  -- some run was refused: the statement undid itself; one run at a time below
+    end;
+    moved := 0;
+    for r in select ctid as row_ctid, c.* from execution_time_captured_runs c
+             order by run_id, finished_at, status limit max_rows loop
+        begin
+            insert into execution_time_statistics
+                (run_id, project_id, workflow_id, status, started_at, finished_at,
+                 execution_time_ms, source)
+            values (r.run_id, r.project_id, r.workflow_id, r.status, r.started_at, r.finished_at,
+                    meshhook_stats_elapsed_ms(r.started_at, r.finished_at), 'capture')
+            on conflict (run_id) do nothing;
+        exception when others then
+            get stacked diagnostics state = returned_sqlstate, message = message_text;
+            insert into execution_time_rejected_runs
+                (run_id, project_id, source, sqlstate, reason, payload)
+            values (r.run_id, r.project_id, 'capture', state, message,
+                    to_jsonb(r) - 'row_ctid');
+        end;
+        delete from execution_time_captured_runs where ctid = r.row_ctid;
+        moved := moved + 1;
+    end loop;
+    return moved;
+end
+$$;
+comment on function meshhook_stats_move_captured_runs(integer) is
+    'meshhook-stats: moves committed captured runs into execution_time_statistics';
+
+-- The compactor's round: move what the capture trigger recorded, then fold the deltas (the
+-- function of 0008/0010, renamed). Moving needs no lock of its own: two replicas moving at
+-- once delete disjoint rows (a row one deletes, the other skips).
+alter function meshhook_stats_compact(integer) rename to meshhook_stats_fold_deltas;
+comment on function meshhook_stats_fold_deltas(integer) is
+    'meshhook-stats: folds up to max_rows committed deltas into the compacted rollups';
+
+create function meshhook_stats_compact(max_rows integer, out folded integer,
+                                       out oldest_age_seconds float8)
+    language plpgsql
+    security definer
+    set search_path = pg_catalog, pg_temp  -- replaced below by one naming this schema
+as $$
+begin
+    perform meshhook_stats_move_captured_runs(max_rows);
+    select f.folded, f.oldest_age_seconds into folded, oldest_age_seconds
+    from meshhook_stats_fold_deltas(max_rows) as f;
+end
+$$;
+comment on function meshhook_stats_compact(integer) is
+    'meshhook-stats: one compactor round: moves captured runs, then folds up to max_rows deltas';
+
+do $$
+declare
+    f text;
+begin
+    foreach f in array array['meshhook_stats_move_captured_runs(integer)',
+                             'meshhook_stats_compact(integer)'] loop
+        execute format('alter function %s set search_path = pg_catalog, %I, pg_temp',
+                       f, current_schema());
+    end loop;
+end
+$$;
+
 insert into meshhook_stats_migrations (version, name, checksum) values
     (1, 'execution_time_statistics', '6634eb1e6646bbf0a2bd83c383bb1c83e72eef8f5bfa82f2a441cb12e11f2577'),
     (2, 'meshhook_stats_cursors', 'e5497900cb616725038d5b00d163ce1005796beccdf1dde51fc61422811b2369'),
@@ -1621,4 +1771,5 @@ insert into meshhook_stats_migrations (version, name, checksum) values
     (8, 'rollups_off_the_write_path', 'c5c575f79ef158e52013951a47ee6f3fa347767fb628e422b5a8441bec5b4cd0'),
     (9, 'tenant_roles_read_rollup_parts', '6f7cb87e013248eae11179cf5eca51e082d13649d4a6555f5b763a47b8dec230'),
     (10, 'cheaper_single_run_capture', '7e77cdd764c0a389e7a1814d21bc0659fef33104c40b9c0152b39af9236f3035'),
-    (11, 'queue_and_step_times', 'e379cefa4a75d9a8f2bd66085624ebb0597d7c037d7fe61d155cb6b66a589f54');
+    (11, 'queue_and_step_times', 'e379cefa4a75d9a8f2bd66085624ebb0597d7c037d7fe61d155cb6b66a589f54'),
+    (13, 'capture_inbox', '681f7b6f2be45c44012bd16cabd98462dabe9ad6580568d8b36526ef2e9059db');

@@ -114,17 +114,22 @@ TEST_CASE(
       // A constraint the runs break: what an overflow or a schema change would look like.
       "alter table execution_time_statistics add constraint test_short"
       " check (execution_time_ms < 2500)");
-  // One transaction finishing all four runs: two are refused, all four finish.
+  // One transaction finishing all four runs: all four finish and are captured; moving them
+  // on, two are refused and kept as dead letters, the other two stored.
   db.exec("update workflow_runs set status = 'succeeded', finished_at = now()");
   CHECK(db.scalar("select count(*) from workflow_runs where status = 'succeeded'") == 4);
+  CHECK(db.scalar("select count(*) from execution_time_captured_runs") == 4);
+  db.exec("select meshhook_stats_move_captured_runs(1000)");
+  CHECK(db.scalar("select count(*) from execution_time_captured_runs") == 0);
   CHECK(db.scalar("select count(*) from execution_time_statistics") == 2);
   CHECK(db.scalar("select count(*) from execution_time_rejected_runs where source = 'capture'"
                   " and sqlstate = '23514' and reason like '%test_short%'"
                   " and payload ->> 'status' = 'succeeded'"
                   " and run_id in (select id from workflow_runs)") == 2);
 
-  // Our table gone altogether (42P01): MeshHook still commits, the run is a dead letter.
-  db.exec("alter table execution_time_statistics rename to moved_away");
+  // The trigger's table gone altogether (42P01): MeshHook still commits, the run is a dead
+  // letter.
+  db.exec("alter table execution_time_captured_runs rename to moved_away");
   db.exec(
       "insert into workflow_runs (project_id, workflow_id, status, started_at, finished_at)"
       " values ('11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222',"

@@ -77,7 +77,11 @@ TEST_CASE("capture records a run once when it reaches a terminal status", "[db][
       "insert into workflow_runs (id, project_id, workflow_id, started_at) values"
       " ('33333333-3333-4333-8333-333333333333', '" +
       std::string(kProject) + "', '" + kWorkflow + "', '2026-01-01 00:00:00+00')");
-  auto count = [&] { return db.scalar("select count(*) from execution_time_statistics"); };
+  // Runs stored, after a compactor round has moved what the trigger captured.
+  auto count = [&] {
+    db.exec("select meshhook_stats_compact(1000)");
+    return db.scalar("select count(*) from execution_time_statistics");
+  };
 
   db.exec("update workflow_runs set status = 'paused'");
   db.exec("update workflow_runs set status = 'running'");
@@ -117,12 +121,16 @@ TEST_CASE("capture records runs inserted already finished, and a rolled back fin
       " select '" +
       std::string(kProject) + "', '" + kWorkflow +
       "', 'failed', now() - interval '2 s', now() from generate_series(1, 5)");
+  CHECK(db.scalar("select count(*) from execution_time_captured_runs") == 5);
+  db.exec("select meshhook_stats_compact(1000)");
   CHECK(db.scalar("select count(*) from execution_time_statistics where status = 'failed'") == 5);
   start_runs(db, 1);
   db.exec(
       "begin; update workflow_runs set status = 'succeeded', finished_at = now() "
       "where status = 'running'; rollback;");
+  db.exec("select meshhook_stats_compact(1000)");
   CHECK(db.scalar("select count(*) from execution_time_statistics") == 5);
+  CHECK(db.scalar("select count(*) from execution_time_captured_runs") == 0);
 }
 
 TEST_CASE("capture is not installed where MeshHook's tables do not exist", "[db][meshhook]") {
@@ -144,6 +152,7 @@ TEST_CASE("tailer observes captured runs in the histograms, and not ingested one
   // Runs finished before the first start are history, not live metrics.
   start_runs(db, 3);
   db.exec("update workflow_runs set status = 'succeeded', finished_at = now()");
+  db.exec("select meshhook_stats_compact(1000)");  // what the daemon's compactor does
 
   exporter::Registry registry;
   exporter::RunMetrics metrics(registry, {});
@@ -155,6 +164,7 @@ TEST_CASE("tailer observes captured runs in the histograms, and not ingested one
   db.exec(
       "update workflow_runs set status = 'failed', finished_at = now() + interval '1.5 s'"
       " where status = 'running'");
+  db.exec("select meshhook_stats_compact(1000)");
   db.exec(
       "insert into execution_time_statistics (run_id, project_id, workflow_id, status,"
       " started_at, finished_at, execution_time_ms, source) values (gen_random_uuid(), '" +
@@ -199,15 +209,27 @@ TEST_CASE("tailer observes a run whose smaller id commits after a larger one", "
   tailer.start();
   REQUIRE(eventually([&] { return tailer.active(); }));
 
-  // A takes its transaction id first; B finishes a run (its row gets the smaller id) and stays
-  // open; A finishes the other run (the larger id) and commits; only then does B commit.
+  // A takes its transaction id first; B records a captured run (its row gets the smaller id)
+  // and stays open; A records the other run (the larger id) and commits; only then does B
+  // commit. Captured rows reach execution_time_statistics through the compactor's move (one
+  // transaction a round), but backfill, or anyone inserting capture rows by hand, can
+  // interleave like this.
   pqxx::connection a_conn(db.url()), b_conn(db.url());
   pqxx::work a(a_conn), b(b_conn);
   a.exec("select pg_current_xact_id()");
-  const auto finish =
-      "update workflow_runs set status = 'succeeded', finished_at = now() where id = ";
-  b.exec(finish + a.quote(ids[0]));
-  a.exec(finish + a.quote(ids[1]));
+  const auto record = [&](pqxx::work& tx, const std::string& run) {
+    // As the compactor's move does (its delete comes first), the transaction holds its xid
+    // before it takes an id: see the tailer's rule in tailer.cpp.
+    tx.exec("select pg_current_xact_id()");
+    tx.exec(
+        "insert into execution_time_statistics (run_id, project_id, workflow_id, status,"
+        " started_at, finished_at, execution_time_ms, source)"
+        " select id, project_id, workflow_id, 'succeeded', started_at, now(), 1, 'capture'"
+        " from workflow_runs where id = " +
+        tx.quote(run));
+  };
+  record(b, ids[0]);
+  record(a, ids[1]);
   a.commit();
   REQUIRE(eventually([&] { return tailer.rows_observed() == 1; }));
   std::this_thread::sleep_for(300ms);  // several polls while B is still open
@@ -239,6 +261,7 @@ TEST_CASE("one tailer is active at a time and another takes over when it stops",
 
   start_runs(db, 10);
   db.exec("update workflow_runs set status = 'succeeded', finished_at = now()");
+  db.exec("select meshhook_stats_compact(1000)");  // the compactor moves captured runs on
   REQUIRE(eventually([&] { return a->rows_observed() == 10; }));
   a->stop();  // its session ends, and the lock with it
   a.reset();
@@ -248,6 +271,7 @@ TEST_CASE("one tailer is active at a time and another takes over when it stops",
   db.exec(
       "update workflow_runs set status = 'canceled', finished_at = now() "
       "where status = 'running'");
+  db.exec("select meshhook_stats_compact(1000)");
   REQUIRE(eventually([&] { return b.rows_observed() == 7; }));
   std::this_thread::sleep_for(200ms);
   CHECK(b.rows_observed() == 7);  // resumed at the shared cursor: nothing observed twice

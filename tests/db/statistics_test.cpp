@@ -487,3 +487,64 @@ TEST_CASE("write sample statistics responses", "[.openapi-samples]") {
         << r.body;
   }
 }
+
+TEST_CASE("a captured run counts at once, before the compactor moves it, and once after",
+          "[db][statistics]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  StatsDb s(server);
+  insert_runs(s.db, kWorkflow, 3000, "2024-06-01T00:00:00Z", 3, "100 + 900 * u1");
+  // What the capture trigger appends: four runs, one of them captured twice (finished, then
+  // moved to another terminal status: the earliest finish counts), one already stored.
+  s.db.exec(
+      "insert into execution_time_captured_runs (run_id, project_id, workflow_id, status,"
+      " started_at, finished_at) values"
+      " ('c0000000-0000-4000-8000-000000000001', '" +
+      std::string(kProject) + "', '" + kWorkflow +
+      "', 'succeeded', '2024-06-02 10:00:00+00', '2024-06-02 10:00:07.5+00'),"
+      " ('c0000000-0000-4000-8000-000000000002', '" +
+      kProject + "', '" + kWorkflow +
+      "', 'failed', '2024-06-02 11:00:00+00', '2024-06-02 11:00:00.0004+00'),"
+      " ('c0000000-0000-4000-8000-000000000003', '" +
+      kProject + "', '" + kWorkflow +
+      "', 'succeeded', '2024-06-03 23:59:00+00', '2024-06-03 23:59:30+00'),"
+      " ('c0000000-0000-4000-8000-000000000003', '" +
+      kProject + "', '" + kWorkflow +
+      "', 'canceled', '2024-06-03 23:59:00+00', '2024-06-04 00:00:10+00'),"
+      " ((select run_id from execution_time_statistics order by id limit 1), '" +
+      kProject + "', '" + kWorkflow +
+      "', 'succeeded', '2024-06-02 12:00:00+00', '2024-06-02 12:00:59+00')");
+  const std::string range = "start_date=2024-06-01&end_date=2024-06-04";
+  const std::string rows =
+      " from (select execution_time_ms from execution_time_statistics"
+      " where finished_at < '2024-06-04' union all values (7500::bigint), (0), (30000)) as r";
+
+  auto exact_before = s.get(range + "&exact=true");
+  auto pieces_before = s.get(range + "&exact=false");
+  auto by_status_before = s.get(range + "&exact=false&group_by=status");
+  REQUIRE(exact_before["groups"].size() == 1);
+  const auto& e = exact_before["groups"][0];
+  CHECK(e["count"].get<long long>() == 3003);
+  CHECK(e["count"].get<long long>() == s.db.scalar("select count(*)" + rows));
+  CHECK(e["max"].get<double>() == 30000);
+  CHECK(e["min"].get<double>() == 0);
+  check_close(e["median"].get<double>(),
+              sql_double(s.db,
+                         "select percentile_cont(0.5) within group (order by "
+                         "execution_time_ms)" +
+                             rows),
+              1e-9);
+  CHECK(pieces_before["groups"][0]["count"] == e["count"]);
+  CHECK(pieces_before["groups"][0]["max"] == e["max"]);
+
+  // The compactor's round moves them: nothing counts twice, nothing is lost.
+  s.db.exec("select meshhook_stats_compact(100000)");
+  CHECK(s.db.scalar("select count(*) from execution_time_captured_runs") == 0);
+  CHECK(s.db.scalar("select count(*) from execution_time_statistics where source = 'capture'") ==
+        3);
+  CHECK(s.db.scalar("select execution_time_ms from execution_time_statistics"
+                    " where run_id = 'c0000000-0000-4000-8000-000000000003'") == 30000);
+  CHECK(s.get(range + "&exact=true") == exact_before);
+  CHECK(s.get(range + "&exact=false") == pieces_before);
+  CHECK(s.get(range + "&exact=false&group_by=status") == by_status_before);
+}

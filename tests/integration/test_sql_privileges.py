@@ -81,6 +81,8 @@ DELTA_COLUMNS = """(id bigint generated always as identity, project_id uuid, wor
 STATISTICS_COLUMNS = """(id bigint, run_id uuid primary key, project_id uuid, workflow_id uuid,
     status text, started_at timestamptz, finished_at timestamptz, execution_time_ms bigint,
     source text, recorded_at timestamptz)"""
+CAPTURED_COLUMNS = """(run_id uuid, project_id uuid, workflow_id uuid, status text,
+    started_at timestamptz, finished_at timestamptz)"""
 
 
 def shadow(table, columns):
@@ -180,13 +182,20 @@ class CaptureShadowingTest(unittest.TestCase):
                 returning id""")
         worker = self.logins.create("worker")
         harness.psql(self.url, f"grant select, update on workflow_runs to {worker}")
-        attack = (TROJAN + shadow("execution_time_statistics", STATISTICS_COLUMNS) + f"""
+        # The trigger appends to execution_time_captured_runs (the compactor moves the rows on
+        # into execution_time_statistics): a temporary table of either name must not stand in.
+        attack = (TROJAN + shadow("execution_time_captured_runs", CAPTURED_COLUMNS)
+                  + shadow("execution_time_statistics", STATISTICS_COLUMNS) + f"""
             update public.workflow_runs set status = 'succeeded', finished_at = now()
             where id = '{run}';""")
         status, _, err = psql_result(url_as(self.url, worker), attack)
         self.assertEqual(status, 0, err)
         self.assertEqual([w for w in attack_log(self.url) if w != f"{worker}:false"], [],
                          "the worker's trigger ran as another role")
+        self.assertEqual(harness.psql(self.url, "select count(*) from "
+                                                f"public.execution_time_captured_runs "
+                                                f"where run_id = '{run}'"), "1")
+        harness.psql(self.url, "select meshhook_stats_compact(1000)")
         self.assertEqual(harness.psql(self.url, "select count(*) from "
                                                 f"public.execution_time_statistics "
                                                 f"where run_id = '{run}'"), "1")

@@ -199,12 +199,41 @@ std::string rollup_branch(unsigned shape, const char* table, const char* from, c
          " where " + row_filter(shape) + " and bucket_start >= " + from +
          "::timestamptz and bucket_start < " + to + "::timestamptz";
 }
+// The runs of a request's filters and range [from, to): the stored rows, and the captured
+// runs the compactor has not moved into execution_time_statistics yet (migration 0013). Those
+// are few and unindexed, so they are read whole; a run captured twice counts its earliest
+// finish, and one already stored is not counted again, as the move decides. One statement, one
+// snapshot: a move deletes and inserts in one transaction, so a run is in exactly one place.
+std::string captured_runs(unsigned shape, const char* from, const char* to) {
+  return "select workflow_id, status, finished_at, execution_time_ms from ("
+         "select distinct on (run_id) run_id, workflow_id, status, finished_at,"
+         " meshhook_stats_elapsed_ms(started_at, finished_at) as execution_time_ms"
+         " from execution_time_captured_runs order by run_id, finished_at, status) as c"
+         " where " +
+         row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
+         to +
+         "::timestamptz and not exists (select 1 from execution_time_statistics s"
+         " where s.run_id = c.run_id)";
+}
+std::string runs_of(unsigned shape, const char* from, const char* to) {
+  return "(select workflow_id, status, finished_at, execution_time_ms"
+         " from execution_time_statistics where " +
+         row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
+         to + "::timestamptz union all " + captured_runs(shape, from, to) + ") as runs";
+}
 std::string row_branch(unsigned shape, const char* from, const char* to) {
   return "select workflow_id::text, status, " + time_bucket("finished_at") +
          ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null"
          " from execution_time_statistics where " +
          row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
          to + "::timestamptz";
+}
+// Captured runs not moved yet are in no rollup and no delta: they count as rows, wherever in
+// the range they fall.
+std::string captured_branch(unsigned shape, const char* from, const char* to) {
+  return "select workflow_id::text, status, " + time_bucket("finished_at") +
+         ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null from (" +
+         captured_runs(shape, from, to) + ") as captured";
 }
 // $11: at most this many rows (one more than a request may read, to tell it went over).
 std::string pieces_union(unsigned shape, const char* sketch) {
@@ -216,7 +245,8 @@ std::string pieces_union(unsigned shape, const char* sketch) {
          rollup_branch(shape, "execution_time_rollups_compacted", "$8", "$6", sketch) +
          " union all " + rollup_branch(shape, "execution_time_rollup_deltas", "$5", "$6", sketch) +
          " union all " + row_branch(shape, "$3", "$5") + " union all " +
-         row_branch(shape, "$6", "$4") + ") as pieces limit $11::bigint";
+         row_branch(shape, "$6", "$4") + " union all " + captured_branch(shape, "$3", "$4") +
+         ") as pieces limit $11::bigint";
 }
 const ShapedStatement kPieces("statistics_sketch_pieces",
                               [](unsigned shape) { return pieces_union(shape, "sketch::text"); });
@@ -233,10 +263,8 @@ std::string exact_select(unsigned shape, const std::string& u, const std::string
          "::text)) * 1000000)::bigint end,"
          " count(*), sum(execution_time_ms), min(execution_time_ms), max(execution_time_ms), " +
          before_percentiles + "percentile_cont(" + f +
-         "::float8[]) within group (order by execution_time_ms)"
-         " from execution_time_statistics where " +
-         row_filter(shape) +
-         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz";
+         "::float8[]) within group (order by execution_time_ms) from " +
+         runs_of(shape, "$3", "$4") + " where true";  // callers append conditions
 }
 
 // Pieces and rows in one statement, one snapshot: when the pieces count at most $12 runs (and
@@ -259,10 +287,8 @@ const ShapedStatement kExact("statistics_exact", [](unsigned shape) {
 });
 
 const ShapedStatement kExactHistogram("statistics_exact_histogram", [](unsigned shape) {
-  return "select width_bucket(execution_time_ms, $5::bigint[]), count(*)"
-         " from execution_time_statistics where " +
-         row_filter(shape) +
-         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz group by 1";
+  return "select width_bucket(execution_time_ms, $5::bigint[]), count(*) from " +
+         runs_of(shape, "$3", "$4") + " group by 1";
 });
 
 // The filters of a request as statement parameters, and the shape they make.

@@ -3,6 +3,7 @@ do $$
 begin
     if to_regclass('workflow_runs') is not null then
         drop trigger if exists meshhook_stats_capture_run on workflow_runs;
+        drop trigger if exists meshhook_stats_capture_run_insert on workflow_runs;
     end if;
 end
 $$;

@@ -2,7 +2,7 @@
 -- user_project_ids(); a meshhook_project_ids claim is ignored there.
 -- needs: meshhook_schema
 begin;
-select plan(17);
+select plan(20);
 \ir _tenants.psql
 \set user_a '''11111111-1111-4111-8111-111111111111'''
 \set user_b '''22222222-2222-4222-8222-222222222222'''
@@ -47,7 +47,13 @@ select lives_ok('insert into workflow_runs (project_id, workflow_id, status, sta
                  values (' || quote_literal(:project_a) || ', ' || quote_literal(:workflow_a) || ', ''succeeded'', now() - interval ''2 seconds'', now())',
                 'finishing a MeshHook run still works');
 select pg_temp.act_as('meshhook_stats_reader', jsonb_build_object('sub', :user_a));
+select is((select count(*)::int from execution_time_captured_runs), 1,
+          'its owner sees the captured run before the compactor moves it');
+reset role;
+select is((select folded >= 0 from meshhook_stats_compact(1000)), true, 'a compactor round');
+select pg_temp.act_as('meshhook_stats_reader', jsonb_build_object('sub', :user_a));
 select is((select count(*)::int from execution_time_statistics), 3, 'its owner sees the captured run');
+select is((select count(*)::int from execution_time_captured_runs), 0, 'moved, not copied');
 reset role;
 
 select * from finish();
