@@ -340,3 +340,14 @@ TEST_CASE("a run may carry at most 500 steps", "[ingest]") {
   CHECK(only_error(parser, run_with(R"("steps":[)" + steps(501) + "]")) ==
         "0 steps: must have at most 500 steps (this run has 501)");
 }
+
+TEST_CASE("queued_at is judged beside other bad fields of the same event", "[ingest]") {
+  RunEventParser parser;
+  std::string body = run_with(R"("queued_at":"2026-01-31T12:00:01Z")");
+  body.replace(body.find("\"failed\""), 8, "\"exploded\"");
+  auto r = parser.parse(body, kNow);
+  CHECK(r.events.empty());
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].field == "status");
+  CHECK(r.errors[1].field == "queued_at");
+}
