@@ -36,6 +36,11 @@ create temporary table if not exists meshhook_stats_incoming_steps (
 
 // A run over HTTP is one job: jobs = 1 and its wait is both the queue wait and the start wait.
 // Milliseconds are microseconds rounded half up, as for execution_time_ms.
+//
+// "Not stored yet" is one index probe per incoming row (the lateral ... limit 1): as a plain
+// NOT EXISTS the planner, without statistics on the temporary table, hashes the whole of
+// execution_time_statistics for every batch, which grows with the table (2.6 s per batch at
+// 300,000 rows on the development machine, against 1.0 s for the probes of 60,000 steps).
 constexpr const char* kInsertQueue = R"sql(
 insert into queue_time_statistics
     (run_id, project_id, workflow_id, status, finished_at, queued_at, started_at, jobs,
@@ -49,7 +54,9 @@ select i.run_id, i.project_id, i.workflow_id, i.status,
        (greatest(i.started_us - i.queued_us, 0) + 500) / 1000,
        'ingest'
 from meshhook_stats_incoming_queue i
-where not exists (select 1 from execution_time_statistics e where e.run_id = i.run_id)
+left join lateral (select true as stored from execution_time_statistics e
+                   where e.run_id = i.run_id limit 1) e on true
+where e.stored is null
 on conflict (run_id) do nothing)sql";
 
 constexpr const char* kInsertSteps = R"sql(
@@ -62,7 +69,9 @@ select i.run_id, i.step_id, i.step_type, i.project_id, i.workflow_id, i.status, 
        (greatest(i.finished_us - i.started_us, 0) + 500) / 1000,
        'ingest'
 from meshhook_stats_incoming_steps i
-where not exists (select 1 from execution_time_statistics e where e.run_id = i.run_id)
+left join lateral (select true as stored from execution_time_statistics e
+                   where e.run_id = i.run_id limit 1) e on true
+where e.stored is null
 on conflict (run_id, step_id) do nothing)sql";
 
 // The runs of the batch that carry details, each run once (its first occurrence).
