@@ -5,6 +5,7 @@ with known runs, and returns the series those runs imply.
 
 Needs the daemon binary (MESHHOOK_BIN), prometheus on PATH, and MESHHOOK_TEST_DATABASE_URL
 (scripts/test.sh sets it) so that the spool, writer and database panels have data."""
+import datetime
 import math
 import os
 import subprocess
@@ -41,10 +42,39 @@ def psql(url, sql):
         raise AssertionError(f"psql: {res.stderr}")
 
 
+def rfc3339(t):
+    return t.isoformat().replace("+00:00", "Z")
+
+
+# Where the time goes: queue waits (ms) of W1 and W2, steps (id, ms) of W1; W3 has neither. The
+# step family's cap of 6 leaves 2 series of its own (three fold steps keep one each, and one is
+# the last resort's): W1 fetch and W1 charge succeeded; charge failed (in W1's failed runs) folds
+# into {workflow=W1, step="__other__", status="failed"}.
+QUEUE_MS = {W1: 2000, W2: 40}
+STEPS_MS = {W1: (("fetch", 100), ("charge", 3000)), W2: ()}
+
+
 def run(workflow, tenant, status, duration_ms, name=None):
     e = harness.run_event(workflow, tenant, duration_ms, status=status)
     if name:
         e["workflow_name"] = name
+    if workflow in QUEUE_MS:
+        # Explicit times, so that the wait does not depend on when the daemon receives it.
+        now = datetime.datetime.now(datetime.timezone.utc)
+        started = now - datetime.timedelta(milliseconds=duration_ms)
+        del e["duration_ms"]
+        e["started_at"], e["finished_at"] = rfc3339(started), rfc3339(now)
+        e["queued_at"] = rfc3339(started - datetime.timedelta(milliseconds=QUEUE_MS[workflow]))
+        steps, at = [], started
+        for step, ms in STEPS_MS[workflow]:
+            end = at + datetime.timedelta(milliseconds=ms)
+            failed = status == "failed" and step == "charge"
+            steps.append({"id": step, "type": "http", "started_at": rfc3339(at),
+                          "finished_at": rfc3339(end), "status": "failed" if failed else "succeeded",
+                          "attempts": 3 if failed else 1})
+            at = end
+        if steps:
+            e["steps"] = steps
     return e
 
 
@@ -203,6 +233,34 @@ class DashboardPromql(unittest.TestCase):
     def test_runs_in_range_counts_every_run(self):
         total = values(self.result("meshhook-execution-times", "Runs in range"))[0]
         self.assertGreater(total, 0)
+
+    # -- queue wait and steps ----------------------------------------------------------------
+
+    def test_queue_wait_panels_show_each_workflow_with_its_wait(self):
+        for q in ("p50", "p95"):
+            with self.subTest(quantile=q):
+                got = self.by_workflow(self.result("meshhook-execution-times", f"{q} queue wait by workflow"))
+                self.assertEqual(set(got), {W1, W2})  # W3's runs carry no queue wait
+                self.assertEqual(got[W1]["metric"].get("name"), W1_NAME)
+                self.assertTrue(1 < float(got[W1]["value"][1]) <= 2.5, got[W1])
+                self.assertTrue(0.025 < float(got[W2]["value"][1]) <= 0.05, got[W2])
+
+    def test_top_slow_steps_lead_with_the_slowest_step(self):
+        title = "Top slow steps (p95, last 5 minutes)"
+        p95 = {(s["metric"]["workflow"], s["metric"]["step"]): float(s["value"][1])
+               for s in self.result("meshhook-execution-times", title, ref="A")}
+        self.assertEqual(set(p95), {(W1, "fetch"), (W1, "charge"), (W1, "__other__")})
+        self.assertTrue(2.5 < p95[(W1, "charge")] <= 5, p95)
+        self.assertTrue(0.05 < p95[(W1, "fetch")] <= 0.1, p95)
+        self.assertGreater(p95[(W1, "charge")], p95[(W1, "fetch")])
+        rate = {(s["metric"]["workflow"], s["metric"]["step"]): float(s["value"][1])
+                for s in self.result("meshhook-execution-times", title, ref="B")}
+        self.assertAlmostEqual(rate[(W1, "charge")] / rate[(W1, "fetch")], 119 / 148, delta=0.01)
+        failed = {(s["metric"]["workflow"], s["metric"]["step"]): float(s["value"][1])
+                  for s in self.result("meshhook-execution-times", title, ref="C")}
+        self.assertEqual(failed[(W1, "fetch")], 0)
+        self.assertEqual(failed[(W1, "charge")], 0)
+        self.assertEqual(failed[(W1, "__other__")], 1)  # the folded failed charges
 
     # -- service -----------------------------------------------------------------------------
 

@@ -124,6 +124,33 @@ std::optional<HttpResponse> IngestApi::refuse_other_projects(const HttpRequest& 
   return r;
 }
 
+// Observed only once kept, so a refused batch that is retried is never counted twice.
+void IngestApi::observe(const std::vector<RunEvent>& events) {
+  char run_id[36];
+  char workflow[36];
+  char tenant[36];
+  std::vector<exporter::StepObservation> steps;
+  for (const auto& e : events) {
+    e.run_id.write(run_id);
+    e.workflow_id.write(workflow);
+    e.project_id.write(tenant);
+    exporter::RunObservation run{std::string_view(tenant, 36),
+                                 std::string_view(workflow, 36),
+                                 to_string(e.status),
+                                 static_cast<double>(e.duration_us()) / 1e6,
+                                 std::string_view(run_id, 36),
+                                 e.workflow_name,
+                                 static_cast<double>(e.finished_at_us) / 1e6};
+    if (e.queued_at_us != 0) run.queue_seconds = static_cast<double>(e.queue_wait_us()) / 1e6;
+    steps.clear();
+    for (const auto& s : e.steps) {
+      steps.push_back({s.id, to_string(s.status), static_cast<double>(s.duration_us()) / 1e6});
+    }
+    run.steps = steps;
+    metrics_.observe(run);
+  }
+}
+
 HttpResponse IngestApi::handle(const HttpRequest& request) {
   if (auto refused = refuse_before_body(request)) return std::move(*refused);
   if (request.body.size() > options_.max_body_bytes) {
@@ -191,19 +218,7 @@ HttpResponse IngestApi::handle(const HttpRequest& request) {
     return r;
   }
 
-  // Observed only once kept, so a refused batch that is retried is never counted twice.
-  char run_id[36];
-  char workflow[36];
-  char tenant[36];
-  for (const auto& e : parsed.events) {
-    e.run_id.write(run_id);
-    e.workflow_id.write(workflow);
-    e.project_id.write(tenant);
-    metrics_.observe({std::string_view(tenant, 36), std::string_view(workflow, 36),
-                      to_string(e.status), static_cast<double>(e.duration_us()) / 1e6,
-                      std::string_view(run_id, 36), e.workflow_name,
-                      static_cast<double>(e.finished_at_us) / 1e6});
-  }
+  observe(parsed.events);
   counters_->accepted.inc();
   counters_->runs_accepted.inc(static_cast<double>(n));
   HttpResponse r;

@@ -8,6 +8,7 @@
 
 #include "detail/conninfo.h"
 #include "detail/family_options.h"
+#include "detail/run_details_writer.h"
 #include "meshhook/bridge/storage/migrations.h"
 
 namespace meshhook::bridge {
@@ -207,6 +208,7 @@ void BatchWriter::connect() {
   }
   conn->prepare("meshhook_stats_insert_incoming", kInsertIncoming);
   conn->prepare("meshhook_stats_upsert_names", kUpsertNames);
+  detail::prepare_run_details(*conn);
   conn_ = std::move(conn);
 }
 
@@ -231,6 +233,8 @@ std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std:
     }
     copy.complete();
   }
+  // Before the runs: it writes the details only of the runs not stored yet.
+  detail::write_run_details(tx, std::span(events).subspan(begin, end - begin));
   auto result = tx.exec_prepared("meshhook_stats_insert_incoming");
   tx.exec_prepared("meshhook_stats_upsert_names");
   tx.commit();

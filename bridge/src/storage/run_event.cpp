@@ -25,3 +25,17 @@ std::string_view to_string(RunStatus status) noexcept {
 }
 
 }  // namespace meshhook::bridge
+
+namespace meshhook::bridge {
+
+std::optional<StepStatus> parse_step_status(std::string_view text) noexcept {
+  if (text == "succeeded") return StepStatus::succeeded;
+  if (text == "failed") return StepStatus::failed;
+  return std::nullopt;
+}
+
+std::string_view to_string(StepStatus status) noexcept {
+  return status == StepStatus::failed ? "failed" : "succeeded";
+}
+
+}  // namespace meshhook::bridge

@@ -20,14 +20,24 @@ namespace {
 // Segment file: an 8-byte magic, then records. Record: u32 payload length, u32 crc32 of the
 // payload, payload. Payload (little-endian, as the daemon writes and reads it on one host):
 //   u8 format version, i64 appended_at_us, 16 run_id, 16 workflow_id, 16 project_id,
-//   u8 status, i64 started_at_us, i64 finished_at_us, u16 name length, name bytes.
+//   u8 status, i64 started_at_us, i64 finished_at_us, u16 name length, name bytes,
+// and since version 2 the run's details:
+//   i64 queued_at_us (0 = none), u16 step count, then per step: u8 status, u32 attempts,
+//   i64 started_at_us, i64 finished_at_us, u16 id length, id bytes, u16 type length, type bytes.
+// Version 1 records (written by earlier releases, without details) are still read, so an
+// upgrade replays what the previous daemon left in the spool.
 constexpr char kSegmentMagic[8] = {'M', 'H', 'S', 'P', 'O', 'O', 'L', '1'};
 constexpr std::uint64_t kSegmentHeader = sizeof(kSegmentMagic);
 constexpr std::size_t kRecordHeader = 8;
 constexpr std::size_t kFixedPayload = 1 + 8 + 16 * 3 + 1 + 8 + 8 + 2;
 constexpr std::size_t kMaxName = 0xffff;
-constexpr std::uint32_t kMaxPayload = kFixedPayload + kMaxName;
-constexpr std::uint8_t kFormatVersion = 1;
+constexpr std::size_t kFixedDetails = 8 + 2;
+constexpr std::size_t kFixedStep = 1 + 4 + 8 + 8 + 2 + 2;
+constexpr std::size_t kMaxStepText = RunStep::kMaxIdBytes + RunStep::kMaxTypeBytes;
+constexpr std::uint32_t kMaxPayload =
+    kFixedPayload + kMaxName + kFixedDetails + RunEvent::kMaxSteps * (kFixedStep + kMaxStepText);
+constexpr std::uint8_t kFormatWithoutDetails = 1;
+constexpr std::uint8_t kFormatVersion = 2;
 
 constexpr char kCheckpointMagic[8] = {'M', 'H', 'C', 'K', 'P', 'T', '0', '1'};
 constexpr const char* kCheckpointName = "checkpoint";
@@ -58,9 +68,39 @@ std::uint32_t crc_of(const char* data, std::size_t size) {
       crc32(0L, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
 }
 
+// The parser keeps events within these bounds; the spool clamps rather than trusts them, so a
+// record never exceeds kMaxPayload.
+std::size_t step_count(const RunEvent& e) { return std::min(e.steps.size(), RunEvent::kMaxSteps); }
+std::size_t id_size(const RunStep& s) { return std::min(s.id.size(), RunStep::kMaxIdBytes); }
+std::size_t type_size(const RunStep& s) { return std::min(s.type.size(), RunStep::kMaxTypeBytes); }
+
+std::size_t payload_size(const RunEvent& e) {
+  std::size_t size = kFixedPayload + std::min(e.workflow_name.size(), kMaxName) + kFixedDetails;
+  for (std::size_t i = 0; i < step_count(e); ++i) {
+    size += kFixedStep + id_size(e.steps[i]) + type_size(e.steps[i]);
+  }
+  return size;
+}
+
+void encode_details(std::string& out, const RunEvent& e) {
+  put<std::int64_t>(out, e.queued_at_us);
+  put<std::uint16_t>(out, static_cast<std::uint16_t>(step_count(e)));
+  for (std::size_t i = 0; i < step_count(e); ++i) {
+    const RunStep& step = e.steps[i];
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(step.status));
+    put<std::uint32_t>(out, step.attempts);
+    put<std::int64_t>(out, step.started_at_us);
+    put<std::int64_t>(out, step.finished_at_us);
+    put<std::uint16_t>(out, static_cast<std::uint16_t>(id_size(step)));
+    out.append(step.id.data(), id_size(step));
+    put<std::uint16_t>(out, static_cast<std::uint16_t>(type_size(step)));
+    out.append(step.type.data(), type_size(step));
+  }
+}
+
 void encode(std::string& out, const RunEvent& e, std::int64_t appended_at_us) {
   std::size_t name_len = std::min(e.workflow_name.size(), kMaxName);
-  auto payload_len = static_cast<std::uint32_t>(kFixedPayload + name_len);
+  auto payload_len = static_cast<std::uint32_t>(payload_size(e));
   std::size_t start = out.size();
   put<std::uint32_t>(out, payload_len);
   put<std::uint32_t>(out, 0);  // crc, filled below
@@ -74,15 +114,48 @@ void encode(std::string& out, const RunEvent& e, std::int64_t appended_at_us) {
   put<std::int64_t>(out, e.finished_at_us);
   put<std::uint16_t>(out, static_cast<std::uint16_t>(name_len));
   out.append(e.workflow_name.data(), name_len);
+  encode_details(out, e);
   std::uint32_t crc = crc_of(out.data() + start + kRecordHeader, payload_len);
   std::memcpy(out.data() + start + 4, &crc, 4);
+}
+
+// Reads n bytes of text at p, if that many are left before end.
+bool get_text(const char*& p, const char* end, std::size_t n, std::string& out) {
+  if (static_cast<std::size_t>(end - p) < n) return false;
+  out.assign(p, n);
+  p += n;
+  return true;
+}
+
+// The details after the name (version 2); false when they do not fill the payload exactly.
+bool decode_details(const char* p, const char* end, RunEvent& e) {
+  if (static_cast<std::size_t>(end - p) < kFixedDetails) return false;
+  e.queued_at_us = get<std::int64_t>(p);
+  auto steps = get<std::uint16_t>(p);
+  if (steps > RunEvent::kMaxSteps) return false;
+  e.steps.resize(steps);
+  for (RunStep& step : e.steps) {
+    if (static_cast<std::size_t>(end - p) < kFixedStep) return false;
+    auto status = get<std::uint8_t>(p);
+    if (status < 1 || status > 2) return false;
+    step.status = static_cast<StepStatus>(status);
+    step.attempts = get<std::uint32_t>(p);
+    step.started_at_us = get<std::int64_t>(p);
+    step.finished_at_us = get<std::int64_t>(p);
+    const auto id_len = get<std::uint16_t>(p);
+    if (!get_text(p, end, id_len, step.id) || end - p < 2) return false;
+    const auto type_len = get<std::uint16_t>(p);
+    if (!get_text(p, end, type_len, step.type)) return false;
+  }
+  return p == end;
 }
 
 // Decodes one payload whose CRC already matched. False when the content makes no sense.
 bool decode(const char* p, std::size_t size, RunEvent& e, std::int64_t& appended_at_us) {
   if (size < kFixedPayload) return false;
   const char* end = p + size;
-  if (get<std::uint8_t>(p) != kFormatVersion) return false;
+  const auto version = get<std::uint8_t>(p);
+  if (version != kFormatVersion && version != kFormatWithoutDetails) return false;
   appended_at_us = get<std::int64_t>(p);
   std::memcpy(e.run_id.bytes.data(), p, 16);
   std::memcpy(e.workflow_id.bytes.data(), p + 16, 16);
@@ -94,9 +167,12 @@ bool decode(const char* p, std::size_t size, RunEvent& e, std::int64_t& appended
   e.started_at_us = get<std::int64_t>(p);
   e.finished_at_us = get<std::int64_t>(p);
   auto name_len = get<std::uint16_t>(p);
-  if (static_cast<std::size_t>(end - p) != name_len) return false;
-  e.workflow_name.assign(p, name_len);
-  return true;
+  if (version == kFormatWithoutDetails) {
+    if (static_cast<std::size_t>(end - p) != name_len) return false;
+    e.workflow_name.assign(p, name_len);
+    return true;
+  }
+  return get_text(p, end, name_len, e.workflow_name) && decode_details(p, end, e);
 }
 
 [[noreturn]] void throw_errno(const std::string& what) {
@@ -158,7 +234,7 @@ bool parse_segment_name(const std::string& name, std::uint64_t& seq) {
 }  // namespace
 
 std::size_t Spool::record_size(const RunEvent& event) noexcept {
-  return kRecordHeader + kFixedPayload + std::min(event.workflow_name.size(), kMaxName);
+  return kRecordHeader + payload_size(event);
 }
 
 Spool::Spool(SpoolOptions options) : options_(std::move(options)) {

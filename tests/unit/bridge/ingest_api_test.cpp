@@ -196,3 +196,27 @@ TEST_CASE("token projects must name accepted tokens and uuids", "[ingest]") {
   CHECK_FALSE(ok.find("b"));
   CHECK_FALSE(ok.find(""));
 }
+
+TEST_CASE("ingest observes a run's queue time and steps", "[ingest]") {
+  Fixture f;
+  const std::string run =
+      R"({"run_id":"0b4c6a3e-1f2d-4c5b-9a8e-7d6c5b4a3f21","workflow_id":"11111111-2222-4333-8444-555555555555",)"
+      R"("project_id":"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee","status":"succeeded",)"
+      R"("queued_at":"2026-01-31T11:59:59.700Z","started_at":"2026-01-31T12:00:00Z",)"
+      R"("finished_at":"2026-01-31T12:00:02Z","steps":[{"id":"fetch","started_at":"2026-01-31T12:00:00Z",)"
+      R"("finished_at":"2026-01-31T12:00:01.5Z","status":"failed","attempts":2}]})";
+  REQUIRE(f.post(run).status == 202);
+  const auto text = f.exposition();
+  const std::string labels =
+      R"(tenant="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",workflow="11111111-2222-4333-8444-555555555555")";
+  CHECK(text.find("meshhook_workflow_run_queue_seconds_sum{" + labels + "} 0.3") !=
+        std::string::npos);
+  CHECK(text.find("meshhook_workflow_step_duration_seconds_sum{" + labels +
+                  R"(,step="fetch",status="failed"} 1.5)") != std::string::npos);
+  // A run without them observes neither.
+  Fixture plain;
+  REQUIRE(plain.post(kRun).status == 202);
+  CHECK(plain.exposition().find("meshhook_workflow_run_queue_seconds_count{") == std::string::npos);
+  CHECK(plain.exposition().find("meshhook_workflow_step_duration_seconds_count{") ==
+        std::string::npos);
+}

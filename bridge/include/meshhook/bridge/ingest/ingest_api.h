@@ -36,6 +36,7 @@ class IngestApi {
   struct Counters;
   std::optional<HttpResponse> refuse_other_projects(const HttpRequest& request,
                                                     const std::vector<RunEvent>& events);
+  void observe(const std::vector<RunEvent>& events);
 
   IngestOptions options_;
   TokenSet tokens_;
