@@ -28,14 +28,16 @@ limit $2)sql";
 constexpr const char* kAllocated = R"sql(
 select coalesce(pg_sequence_last_value(pg_get_serial_sequence('execution_time_statistics', 'id')), 0))sql";
 
-// The transactions in progress at this transaction's snapshot, as an xid8[] literal.
-constexpr const char* kInProgress =
-    "select array(select pg_snapshot_xip(pg_current_snapshot()))::text";
+// A fresh transaction id, taken after reading that bound: every transaction that had taken an
+// id up to the bound already has a transaction id below it. (A snapshot's in-progress list
+// does not do: a transaction holding the newest transaction id is at the snapshot's xmax and
+// in no list.) One id per poll that finds new rows, none when idle.
+constexpr const char* kHorizon = "select pg_current_xact_id()::text::bigint";
 
-// Whether every transaction of a list had ended (committed or aborted) at this snapshot.
-constexpr const char* kAllEnded = R"sql(
-select coalesce(bool_and(pg_visible_in_snapshot(x, pg_current_snapshot())), true)
-from unnest($1::xid8[]) x)sql";
+// The oldest transaction still running at this transaction's snapshot: once it is at or past
+// a horizon, every transaction below that horizon has ended.
+constexpr const char* kOldestRunning =
+    "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
 std::string_view text(const pqxx::field& f) { return {f.c_str(), f.size()}; }
 
@@ -133,14 +135,14 @@ void Tailer::run() {
   conn.reset();
 }
 
-// An id is final (no smaller one can still appear) once every transaction that was in
-// progress when it was handed out has ended. Each poll reads the highest id handed out, then
-// takes its snapshot: every id up to that bound belongs to a transaction that has committed
-// (visible now), aborted, or is in the snapshot's in-progress list. When that list is empty,
-// or once all of its transactions have ended (checked at a later poll), the bound is final
-// and the cursor may move to it. Rows above the final bound are observed as soon as they are
-// visible and remembered until the cursor passes them, so nothing waits for the cursor and
-// nothing is observed twice.
+// An id is final (no smaller one can still appear) once every transaction that had taken an
+// id up to it has ended. Each poll that finds new ids reads the highest id handed out, then
+// takes a fresh transaction id (the horizon): every transaction holding an id up to that bound
+// has a transaction id below the horizon. When the oldest transaction still running at the
+// poll's snapshot is at or past the horizon, all of them have ended and the bound is final;
+// otherwise the bound and its horizon are checked again at later polls. Rows above the final
+// bound are observed as soon as they are visible and remembered until the cursor passes them,
+// so nothing waits for the cursor and nothing is observed twice.
 bool Tailer::poll_once(void* raw) {
   auto& conn = *static_cast<pqxx::connection*>(raw);
   const std::int64_t from = position_;
@@ -149,18 +151,20 @@ bool Tailer::poll_once(void* raw) {
   std::size_t rows = 0;
   {
     const auto allocated = pqxx::nontransaction(conn).exec1(kAllocated)[0].as<long long>();
+    std::optional<long long> horizon;
+    if (allocated > from) horizon = pqxx::nontransaction(conn).exec1(kHorizon)[0].as<long long>();
     pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
         conn);
-    const auto in_progress = tx.exec1(kInProgress)[0].as<std::string>();
-    if (pending_ && tx.exec_params1(kAllEnded, pending_->in_progress)[0].as<bool>()) {
+    const auto oldest_running = tx.exec1(kOldestRunning)[0].as<long long>();
+    if (pending_ && oldest_running >= pending_->horizon) {
       final_bound = std::max(final_bound, pending_->bound);
       pending_.reset();
     }
-    if (in_progress == "{}") {
+    if (horizon && oldest_running >= *horizon) {
       final_bound = std::max<std::int64_t>(final_bound, allocated);
       pending_.reset();
-    } else if (!pending_ && allocated > final_bound) {
-      pending_ = Pending{allocated, in_progress};
+    } else if (horizon && !pending_ && allocated > final_bound) {
+      pending_ = Pending{allocated, *horizon};
     }
     auto result = tx.exec_params(kSelectRows, static_cast<long long>(from),
                                  static_cast<long long>(options_.batch_rows));

@@ -57,8 +57,8 @@ class Tailer {
   std::atomic<std::int64_t> position_{0};
   // Tailer thread only: the visibility bookkeeping of poll_once.
   struct Pending {
-    std::int64_t bound;       // the highest id handed out before the snapshot
-    std::string in_progress;  // that snapshot's in-progress transactions (xid8[] literal)
+    std::int64_t bound;  // the highest id handed out before the snapshot
+    long long horizon;   // a transaction id taken after reading it: final once all below end
   };
   std::optional<Pending> pending_;
   std::unordered_set<std::int64_t> seen_above_;  // observed ids above the cursor
