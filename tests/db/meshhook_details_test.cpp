@@ -586,6 +586,36 @@ TEST_CASE(
   CHECK(counts(registry, "meshhook_workflow_runs_total").begin()->second == 2);
 }
 
+TEST_CASE("tailer logs a database error while recording details, records nothing, and retries",
+          "[db][meshhook]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestDatabase db(server);
+  make_meshhook(db);
+  exporter::Registry registry;
+  exporter::RunMetrics metrics(registry, {});
+  bridge::Tailer tailer(tailer_options(db.url(), 0ms), metrics);
+  tailer.start();
+  REQUIRE(eventually([&] { return tailer.active(); }));
+  // Not the runs' fault: nothing is dead-lettered, nothing skipped.
+  db.exec("alter table job_tracking rename to job_tracking_moved");
+  start_run(db, kRunA);
+  db.exec(
+      "insert into job_tracking_moved (msg_id, run_id, queue_name, enqueued_at, started_at) "
+      "values (1, " +
+      q(kRunA) + ", 'q', " + kT0 + ", " + kT0 + " + interval '0.1 s')");
+  finish_run(db, kRunA, "succeeded", "1");
+  REQUIRE(eventually([&] { return tailer.rows_observed() == 1; }));
+  std::this_thread::sleep_for(300ms);  // several polls, each failing
+  CHECK(tailer.active());
+  CHECK(tailer.details_observed() == 0);
+  CHECK(db.scalar("select count(*) from execution_time_rejected_runs") == 0);
+  db.exec("alter table job_tracking_moved rename to job_tracking");
+  CHECK(eventually([&] { return tailer.details_observed() == 1; }));
+  tailer.stop();
+  CHECK(db.scalar("select queue_wait_ms from queue_time_statistics") == 100);
+}
+
 TEST_CASE(
     "backfill fills queue waits and steps of imported and of captured runs, in batches, "
     "once",

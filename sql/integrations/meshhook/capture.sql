@@ -230,10 +230,13 @@ select * from step_rows
 $body$
 $fn$, schema_name);
 
-    -- The entry point: the whole batch in one statement; when that fails (a value Postgres
-    -- refuses, in one run's rows), one run at a time, and a run that still fails goes to
-    -- execution_time_rejected_runs with the reason: the batch is never lost for one bad run.
-    -- The result is gathered before it is returned, so a statement rolled back returns nothing.
+    -- The entry point: the whole batch in one statement; when Postgres refuses a value of
+    -- one run's rows (a data exception or a constraint, SQLSTATE class 22 or 23), one run at
+    -- a time, and a run that still fails goes to execution_time_rejected_runs with the reason:
+    -- the batch is never lost for one bad run. Any other error (a table missing, no privilege,
+    -- a lock timeout) is the database's, not the run's: it goes to the caller, which records
+    -- nothing and tries again later. The result is gathered before it is returned, so a
+    -- statement rolled back returns nothing.
     execute format($fn$
 create or replace function meshhook_stats_record_run_details(run_ids uuid[], source text)
     returns table (run_id uuid, step_id text, status text, duration_ms bigint)
@@ -251,14 +254,14 @@ begin
     begin
         select coalesce(jsonb_agg(to_jsonb(d)), '[]') into done
         from meshhook_stats_insert_run_details(run_ids, source) d;
-    exception when others then
+    exception when data_exception or integrity_constraint_violation then
         done := '[]';
         foreach failed_run in array run_ids loop
             begin
                 select coalesce(jsonb_agg(to_jsonb(d)), '[]') into one
                 from meshhook_stats_insert_run_details(array[failed_run], source) d;
                 done := done || one;
-            exception when others then
+            exception when data_exception or integrity_constraint_violation then
                 get stacked diagnostics state = returned_sqlstate, message = message_text;
                 insert into execution_time_rejected_runs
                     (run_id, project_id, source, sqlstate, reason, payload)
