@@ -194,10 +194,18 @@ int backfill(const Config& config, const CommandLine& cl) {
   }
   // A bar on a terminal, a line every few seconds otherwise (logs, CI).
   const bool tty = isatty(STDERR_FILENO) != 0;
-  const auto start = std::chrono::steady_clock::now();
+  auto start = std::chrono::steady_clock::now();
   auto last_line = start;
+  auto stage = bridge::BackfillStage::runs;
   auto report = [&](const bridge::BackfillProgress& p) {
-    const auto now = std::chrono::steady_clock::now();
+    auto now = std::chrono::steady_clock::now();
+    if (p.stage != stage) {  // the rate and ETA of each stage on its own
+      if (tty) std::fputs("\n", stderr);
+      stage = p.stage;
+      start = last_line = now;
+    }
+    const bool details = p.stage == bridge::BackfillStage::details;
+    const char* what = details ? "queue waits and steps" : "runs";
     const double secs = std::chrono::duration<double>(now - start).count();
     const double rate = secs > 0 ? static_cast<double>(p.rows_scanned) / secs : 0;
     const double eta = rate > 0 && p.rows_total > p.rows_scanned
@@ -209,22 +217,33 @@ int backfill(const Config& config, const CommandLine& cl) {
     if (tty) {
       const int width = 30;
       const int filled = static_cast<int>(std::lround(frac * width));
-      std::fprintf(stderr, "\r[%s%s] %5.1f%% %llu/%llu rows, %llu new, %.0f rows/s, ETA %.0fs ",
-                   std::string(static_cast<std::size_t>(filled), '#').c_str(),
+      std::fprintf(stderr, "\r%s [%s%s] %5.1f%% %llu/%llu rows, %llu new, %.0f rows/s, ETA %.0fs ",
+                   what, std::string(static_cast<std::size_t>(filled), '#').c_str(),
                    std::string(static_cast<std::size_t>(width - filled), '.').c_str(), frac * 100,
                    static_cast<unsigned long long>(p.rows_scanned),
                    static_cast<unsigned long long>(p.rows_total),
                    static_cast<unsigned long long>(p.rows_inserted), rate, eta);
     } else if (now - last_line >= std::chrono::seconds(5) || p.rows_scanned == p.rows_total) {
       last_line = now;
-      spdlog::info("backfill: {}/{} rows scanned ({:.1f}%), {} new, {:.0f} rows/s, ETA {:.0f}s",
-                   p.rows_scanned, p.rows_total, frac * 100, p.rows_inserted, rate, eta);
+      if (details) {
+        spdlog::info(
+            "backfill: {}: {}/{} runs done ({:.1f}%), {} queue and {} step rows new, {:.0f} "
+            "runs/s, ETA {:.0f}s",
+            what, p.rows_scanned, p.rows_total, frac * 100, p.queue_rows_inserted,
+            p.step_rows_inserted, rate, eta);
+      } else {
+        spdlog::info(
+            "backfill: {}: {}/{} rows scanned ({:.1f}%), {} new, {:.0f} rows/s, ETA {:.0f}s", what,
+            p.rows_scanned, p.rows_total, frac * 100, p.rows_inserted, rate, eta);
+      }
     }
   };
   spdlog::info("backfill from workflow_runs, finished since {}{}",
                bridge::format_rfc3339_us(*since),
                until ? " until " + bridge::format_rfc3339_us(*until) : std::string(" until now"));
-  const auto inserted = bridge::backfill(config.database_url, *since, until, report);
+  bridge::BackfillOptions options;
+  options.details_delay = std::chrono::milliseconds(config.tail_details_delay_ms);
+  const auto inserted = bridge::backfill(config.database_url, *since, until, report, options);
   if (tty) std::fputs("\n", stderr);
   spdlog::info("backfill done: {} new row(s)", inserted);
   return 0;

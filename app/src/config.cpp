@@ -347,6 +347,8 @@ const std::vector<Setting>& settings() {
       {"ui.dir", false, [](N n, O o, K k, Config& c) { c.ui_dir = scalar_or_empty(n, o, k); }},
       {"tailer.interval_ms", false,
        [](N n, O o, K k, Config& c) { c.tail_interval_ms = integer(n, o, k, 10, 600000); }},
+      {"tailer.details_delay_ms", false,
+       [](N n, O o, K k, Config& c) { c.tail_details_delay_ms = integer(n, o, k, 0, 3600000); }},
       {"statistics.request_timeout_ms", false,
        [](N n, O o, K k,
           Config& c) { c.statistics_request_timeout_ms = integer(n, o, k, 1, 600000); }},

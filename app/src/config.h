@@ -77,6 +77,7 @@ struct Config {
   int retention_days = 0;  // 0 = keep forever
   bool tail_enabled = false;
   int tail_interval_ms = 1000;
+  int tail_details_delay_ms = 5000;    // queue waits and steps of a captured run: after this
   bool compactor_enabled = true;       // fold rollup deltas (one replica at a time)
   int compactor_interval_ms = 1000;    // pause after a round that found less than a batch
   int compactor_batch_deltas = 20000;  // deltas folded per transaction at most

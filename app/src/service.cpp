@@ -148,6 +148,7 @@ struct Service::Impl {
                                  .retention_days = config.retention_days,
                                  .tail_enabled = config.tail_enabled,
                                  .tail_interval_ms = config.tail_interval_ms,
+                                 .tail_details_delay_ms = config.tail_details_delay_ms,
                                  .compaction_enabled = config.compactor_enabled,
                                  .compaction_interval_ms = config.compactor_interval_ms,
                                  .compaction_batch_deltas = config.compactor_batch_deltas},

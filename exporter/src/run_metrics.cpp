@@ -98,21 +98,33 @@ void RunMetrics::observe(const RunObservation& run) noexcept {
   try {
     observe_into(duration_.with({run.tenant, run.workflow, run.status}), run.duration_seconds, run,
                  options_.exemplars);
-    if (usable(run.queue_seconds)) {
-      observe_into(queue_.with({run.tenant, run.workflow}), run.queue_seconds, run,
-                   options_.exemplars);
-    }
-    for (const StepObservation& step : run.steps) {
-      if (!usable(step.duration_seconds) || step.step.empty()) continue;
-      observe_into(step_.with({run.tenant, run.workflow, step.step, step.status}),
-                   step.duration_seconds, run, options_.exemplars);
-    }
+    record_details(run);
     runs_.with({run.tenant, run.workflow, run.status}).inc();
     if (!run.workflow_name.empty()) {
       info_.with({run.tenant, run.workflow, run.workflow_name}).set(1);
     }
   } catch (...) {
     // Only allocation can fail here (a new label set); the run is then not counted.
+  }
+}
+
+void RunMetrics::observe_details(const RunObservation& run) noexcept {
+  try {
+    record_details(run);
+  } catch (...) {
+    // As in observe: only a new label set can fail to allocate; those details are then lost.
+  }
+}
+
+void RunMetrics::record_details(const RunObservation& run) {
+  if (usable(run.queue_seconds)) {
+    observe_into(queue_.with({run.tenant, run.workflow}), run.queue_seconds, run,
+                 options_.exemplars);
+  }
+  for (const StepObservation& step : run.steps) {
+    if (!usable(step.duration_seconds) || step.step.empty()) continue;
+    observe_into(step_.with({run.tenant, run.workflow, step.step, step.status}),
+                 step.duration_seconds, run, options_.exemplars);
   }
 }
 

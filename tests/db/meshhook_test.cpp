@@ -244,6 +244,33 @@ TEST_CASE("tailer observes a run whose smaller id commits after a larger one", "
   CHECK(db.scalar("select count(*) from execution_time_statistics") == 2);
 }
 
+TEST_CASE("tailer observes a run finished in a transaction still open while nothing else runs",
+          "[db][meshhook]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestDatabase db(server);
+  make_meshhook(db, true);
+  start_runs(db, 1);
+  exporter::Registry registry;
+  exporter::RunMetrics metrics(registry, {});
+  bridge::Tailer tailer(tailer_options(db.url()), metrics);
+  tailer.start();
+  REQUIRE(eventually([&] { return tailer.active(); }));
+  // The open transaction holds the newest transaction id: a snapshot lists it in no
+  // in-progress list (it is at the snapshot's xmax), yet its row's id is already handed out.
+  pqxx::connection conn(db.url());
+  pqxx::work tx(conn);
+  tx.exec("update workflow_runs set status = 'succeeded', finished_at = now()");
+  std::this_thread::sleep_for(400ms);  // several polls while it is open
+  tx.commit();
+  CHECK(eventually([&] { return tailer.rows_observed() == 1; }));
+  CHECK(eventually([&] {
+    return tailer.position() == db.scalar("select max(id) from execution_time_statistics");
+  }));
+  tailer.stop();
+  CHECK(runs_counted(registry) == 1);
+}
+
 TEST_CASE("one tailer is active at a time and another takes over when it stops", "[db][meshhook]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;

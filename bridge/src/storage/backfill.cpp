@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 #include <pqxx/pqxx>
 #include <stdexcept>
 
@@ -49,10 +50,107 @@ const std::string kChunk = std::string(
     " select (select count(*) from chunk), (select count(*) from inserted),"
     "        (select " MESHHOOK_US("finished_at") " from last), (select id::text from last)";
 
+// Stage details: stored runs of [$1, $2) (captured or backfilled) without any queue or step
+// row. Runs that came over HTTP get theirs over HTTP.
+constexpr const char* kLacksDetails =
+    "s.source in ('capture', 'backfill')"
+    " and s.finished_at >= " MESHHOOK_TS("$1") " and s.finished_at < " MESHHOOK_TS("$2")
+    " and not exists (select 1 from queue_time_statistics q where q.run_id = s.run_id)"
+    " and not exists (select 1 from step_time_statistics t where t.run_id = s.run_id)";
+
+// A run settled (its last events are in) once it finished at least $N milliseconds ago.
+#define MESHHOOK_UNSETTLED(n) "s.finished_at >= now() - " n " * interval '1 millisecond'"
+
+const std::string kDetailsTotal =
+    std::string("select count(*) from execution_time_statistics s where s.id > $3 and ") +
+    kLacksDetails + " and not " MESHHOOK_UNSETTLED("$4");
+
+// One details chunk: the next $4 rows of execution_time_statistics by id, the settled ones
+// lacking details recorded; the smallest unsettled one, where the saved position must stop.
+const std::string kDetailsChunk =
+    std::string(
+        "with scan as materialized ("
+        "  select s.id, s.run_id, (") +
+    kLacksDetails +
+    ") as lacking, " MESHHOOK_UNSETTLED("$5") " as unsettled"
+    "  from execution_time_statistics s"
+    "  where s.id > $3"
+    "  order by s.id"
+    "  limit $4"
+    "), todo as ("
+    "  select run_id from scan where lacking and not unsettled"
+    "), recorded as ("
+    "  select d.step_id from meshhook_stats_record_run_details("
+    "    (select coalesce(array_agg(run_id), '{}') from todo), 'backfill') d"
+    ")"
+    " select (select count(*) from scan), (select count(*) from todo),"
+    "        (select count(*) from recorded where step_id is null),"
+    "        (select count(*) from recorded where step_id is not null),"
+    "        (select max(id) from scan), (select min(id) from scan where lacking and unsettled)";
+
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Stage details: goes through execution_time_statistics in id order (the runs just imported
+// have the largest ids), so each chunk is a primary key range. The saved position never passes
+// a run left for later (finished too recently), so the next backfill of the range reaches it.
+void backfill_details(pqxx::connection& conn, std::int64_t since_us, std::int64_t until_us,
+                      const std::string& cursor_name,
+                      const std::function<void(const BackfillProgress&)>& progress,
+                      const BackfillOptions& options) {
+  BackfillProgress p;
+  p.stage = BackfillStage::details;
+  const long long delay_ms = options.details_delay.count();
+  long long scan_from = 0;
+  {
+    pqxx::read_transaction tx(conn);
+    if (tx.exec1("select to_regprocedure('meshhook_stats_record_run_details(uuid[], text)') is "
+                 "null")[0]
+            .as<bool>()) {
+      spdlog::info(
+          "backfill: queue waits and steps skipped: meshhook_stats_record_run_details is not "
+          "installed (`meshhook-stats migrate` installs it where job_tracking and "
+          "workflow_events exist)");
+      return;
+    }
+    auto saved = tx.exec_params(
+        "select last_id from meshhook_stats_cursors where name = $1 and last_id is not null",
+        cursor_name);
+    if (!saved.empty()) {
+      scan_from = saved[0][0].as<long long>();
+      p.resumed = true;
+    }
+    p.rows_total = tx.exec_params1(kDetailsTotal, static_cast<long long>(since_us),
+                                   static_cast<long long>(until_us), scan_from, delay_ms)[0]
+                       .as<unsigned long long>();
+  }
+  spdlog::info("backfill: queue waits and steps of {} run(s)", p.rows_total);
+  if (progress) progress(p);
+  std::optional<long long> held;  // the first run left for a later backfill
+  for (;;) {
+    pqxx::work tx(conn);
+    auto row = tx.exec_params1(kDetailsChunk, static_cast<long long>(since_us),
+                               static_cast<long long>(until_us), scan_from,
+                               static_cast<long long>(options.details_chunk_rows), delay_ms);
+    const auto scanned = row[0].as<unsigned long long>();
+    if (scanned == 0) break;
+    scan_from = row[4].as<long long>();
+    if (!held && !row[5].is_null()) held = row[5].as<long long>();
+    tx.exec_params(
+        "insert into meshhook_stats_cursors (name, last_id, updated_at) values ($1, $2, now())"
+        " on conflict (name) do update set last_id = excluded.last_id, updated_at = now()",
+        cursor_name, held ? *held - 1 : scan_from);
+    tx.commit();
+    p.rows_scanned += row[1].as<unsigned long long>();
+    p.queue_rows_inserted += row[2].as<unsigned long long>();
+    p.step_rows_inserted += row[3].as<unsigned long long>();
+    p.rows_inserted = p.queue_rows_inserted + p.step_rows_inserted;
+    if (progress) progress(p);
+    if (scanned < options.details_chunk_rows) break;
+  }
 }
 
 }  // namespace
@@ -67,8 +165,9 @@ std::uint64_t backfill(const std::string& url, std::int64_t since_us,
   std::int64_t until = until_us.value_or(now_us());
   // An open-ended backfill keeps its cursor across runs: the next one continues up to its
   // own "now".
-  std::string cursor_name = "backfill:" + std::to_string(since_us) + "/" +
-                            (until_us ? std::to_string(*until_us) : std::string("now"));
+  const std::string range =
+      std::to_string(since_us) + "/" + (until_us ? std::to_string(*until_us) : std::string("now"));
+  const std::string cursor_name = "backfill:" + range;
 
   pqxx::connection conn(detail::with_connect_timeout(url));
   BackfillProgress p;
@@ -121,6 +220,7 @@ std::uint64_t backfill(const std::string& url, std::int64_t since_us,
     if (progress) progress(p);
     if (scanned < options.chunk_rows) break;
   }
+  backfill_details(conn, since_us, until, "backfill:details:" + range, progress, options);
   return p.rows_inserted;
 }
 

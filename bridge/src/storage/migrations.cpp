@@ -200,7 +200,21 @@ bool install_meshhook_capture(const std::string& url) {
     return false;
   }
   tx.exec(std::string(embedded_sql("integrations/meshhook/capture.sql")));
+  const bool details =
+      tx.exec1(
+            "select to_regprocedure('meshhook_stats_record_run_details(uuid[], text)') is not "
+            "null")[0]
+          .as<bool>();
   tx.commit();
+  if (details) {
+    spdlog::info(
+        "MeshHook's job_tracking and workflow_events found: queue waits and steps are "
+        "recorded by the tailer and backfill");
+  } else {
+    spdlog::info(
+        "MeshHook's job_tracking or workflow_events not found: queue waits and steps "
+        "are not captured");
+  }
   return true;
 }
 

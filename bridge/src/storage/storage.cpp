@@ -51,6 +51,7 @@ void Storage::start() {
     TailerOptions tailer_options;
     tailer_options.database_url = options_.database_url;
     tailer_options.interval = std::chrono::milliseconds(options_.tail_interval_ms);
+    tailer_options.details_delay = std::chrono::milliseconds(options_.tail_details_delay_ms);
     tailer_ = std::make_unique<Tailer>(tailer_options, run_metrics_);
     tailer_->start();
   }

@@ -1,4 +1,5 @@
--- Removes the MeshHook capture trigger and its function; the rows already recorded stay.
+-- Removes the MeshHook capture trigger and the functions of the capture; the rows already
+-- recorded stay.
 do $$
 begin
     if to_regclass('workflow_runs') is not null then
@@ -8,3 +9,5 @@ begin
 end
 $$;
 drop function if exists meshhook_stats_capture_run();
+drop function if exists meshhook_stats_record_run_details(uuid[], text);
+drop function if exists meshhook_stats_insert_run_details(uuid[], text);

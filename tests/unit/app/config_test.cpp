@@ -71,6 +71,7 @@ TEST_CASE("the shipped config file equals the built-in defaults", "[config]") {
   CHECK(shipped.retention_days == defaults.retention_days);
   CHECK(shipped.tail_enabled == defaults.tail_enabled);
   CHECK(shipped.tail_interval_ms == defaults.tail_interval_ms);
+  CHECK(shipped.tail_details_delay_ms == defaults.tail_details_delay_ms);
   CHECK(shipped.compactor_enabled == defaults.compactor_enabled);
   CHECK(shipped.compactor_interval_ms == defaults.compactor_interval_ms);
   CHECK(shipped.compactor_batch_deltas == defaults.compactor_batch_deltas);
@@ -125,6 +126,7 @@ TEST_CASE("the good config fixture loads", "[config]") {
   const Config c = load_config(kFixtures + "/good.yaml", nullptr);
   CHECK(c.source == kFixtures + "/good.yaml");
   CHECK(c.api.listen == "127.0.0.1:9470");
+  CHECK(c.tail_details_delay_ms == 2500);
 }
 
 TEST_CASE("compactor settings load from the file and the environment", "[config]") {

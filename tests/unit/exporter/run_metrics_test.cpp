@@ -1,6 +1,7 @@
 #include "meshhook/exporter/run_metrics.h"
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <string>
@@ -291,6 +292,63 @@ TEST_CASE("run metrics observe a re-posted run's queue wait and steps once", "[e
   const auto fs = reg.collect();
   CHECK(find(fs, "meshhook_workflow_run_queue_seconds").series[0].count == 1);
   CHECK(find(fs, "meshhook_workflow_step_duration_seconds").series[0].count == 1);
+}
+
+TEST_CASE("run metrics observe details given after the run without counting the run again",
+          "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  auto r = run("w1", 2);
+  r.run_id = "3b1e2f9a-6c7d-4e8f-9a0b-1c2d3e4f5a6b";
+  m.observe(r);
+  const StepObservation steps[] = {{"fetch", "succeeded", 0.2}, {"charge", "failed", 1.5}};
+  RunObservation details;
+  details.tenant = "t1";
+  details.workflow = "w1";
+  details.run_id = r.run_id;
+  details.finished_at_seconds = 1700000000;
+  details.queue_seconds = 0.03;
+  details.steps = steps;
+  m.observe_details(details);
+  const auto fs = reg.collect();
+  CHECK(find(fs, "meshhook_workflow_run_duration_seconds").series[0].count == 1);
+  CHECK(find(fs, "meshhook_workflow_runs_total").series[0].value == 1);
+  CHECK(find(fs, "meshhook_stats_duplicate_runs_total").series[0].value == 0);
+  const auto& q = find(fs, "meshhook_workflow_run_queue_seconds");
+  REQUIRE(q.series.size() == 1);
+  CHECK(q.series[0].sum == Approx(0.03));
+  REQUIRE(q.series[0].exemplars[3].has_value());  // 0.025 < 0.03 <= 0.05
+  CHECK(q.series[0].exemplars[3]->label_value == r.run_id);
+  const auto& s = find(fs, "meshhook_workflow_step_duration_seconds");
+  REQUIRE(s.series.size() == 2);
+  CHECK(s.series[1].label_values == std::vector<std::string>{"t1", "w1", "charge", "failed"});
+  CHECK(s.series[1].sum == Approx(1.5));
+}
+
+TEST_CASE("run metrics details alone count no run and skip unusable values", "[exporter]") {
+  Registry reg;
+  RunMetrics m(reg, {});
+  const StepObservation steps[] = {
+      {"fetch", "succeeded", std::nan("")}, {"", "succeeded", 1}, {"notify", "succeeded", 0.5}};
+  RunObservation details;
+  details.tenant = "t1";
+  details.workflow = "w1";
+  details.run_id = "run-1";
+  details.queue_seconds = -1;  // unknown
+  details.steps = steps;
+  m.observe_details(details);
+  m.observe_details(details);  // the caller's to avoid: observed twice, not taken for a retry
+  const auto fs = reg.collect();
+  CHECK(find(fs, "meshhook_workflow_runs_total").series.empty());
+  CHECK(find(fs, "meshhook_workflow_run_duration_seconds").series.empty());
+  CHECK(find(fs, "meshhook_workflow_run_queue_seconds").series.empty());
+  const auto& s = find(fs, "meshhook_workflow_step_duration_seconds");
+  REQUIRE(s.series.size() == 1);
+  CHECK(s.series[0].label_values == std::vector<std::string>{"t1", "w1", "notify", "succeeded"});
+  CHECK(s.series[0].count == 2);
+  // And the run itself is still counted when it comes.
+  m.observe(run("w1", 1));
+  CHECK(find(reg.collect(), "meshhook_workflow_runs_total").series[0].value == 1);
 }
 
 TEST_CASE("run metrics ignore a negative queue wait or step duration and keep the run",

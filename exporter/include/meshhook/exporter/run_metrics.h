@@ -63,8 +63,14 @@ class RunMetrics {
  public:
   RunMetrics(Registry& registry, RunMetricsOptions options);
   void observe(const RunObservation& run) noexcept;
+  /// Records only run.queue_seconds and run.steps, for details known after the run itself was
+  /// observed (the MeshHook tailer reads them from MeshHook's tables once the run has
+  /// settled). It neither counts the run nor consults or fills the duplicate window, so the
+  /// run observed earlier is not taken for a retry; the caller passes each run's details once.
+  void observe_details(const RunObservation& run) noexcept;
 
  private:
+  void record_details(const RunObservation& run);
   RunMetricsOptions options_;
   HistogramFamily& duration_;
   HistogramFamily& queue_;

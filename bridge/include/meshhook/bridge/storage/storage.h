@@ -37,6 +37,8 @@ struct StorageOptions {
   int retention_days = 0;  // 0 = keep forever
   bool tail_enabled = false;
   int tail_interval_ms = 1000;
+  /// A captured run's queue wait and steps are recorded this long after the tailer saw it.
+  int tail_details_delay_ms = 5000;
   /// How long stop() keeps writing what the spool holds before it returns.
   int stop_drain_ms = 5000;
   /// Retention runs this often (and once shortly after start).
