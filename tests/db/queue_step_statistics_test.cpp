@@ -258,6 +258,24 @@ TEST_CASE("step-times: one group per step by share, exact = percentile_cont, ske
   }
 }
 
+TEST_CASE("a step whose type changed is one group with its latest type, both ways",
+          "[db][statistics][steps]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  StatsDb s(server);
+  insert_steps(s.db, kWorkflow, "fetch", "http", 300, "2024-05-01T00:00:00Z", 1, "100", 0, 0.1);
+  insert_steps(s.db, kWorkflow, "fetch", "graphql", 1, "2024-05-01T23:59:59Z", 0, "5000", 0, 0.2);
+  const std::string q =
+      "workflow_id=" + std::string(kWorkflow) + "&start_date=2024-05-01&end_date=2024-05-02";
+  for (const std::string mode : {"", "&exact=false"}) {
+    auto r = s.get(q + mode, kSteps);
+    REQUIRE(r["steps"].size() == 1);
+    CHECK(r["steps"][0]["step_type"] == "graphql");
+    CHECK(r["steps"][0]["count"] == 301);
+    CHECK(r["steps"][0]["total_ms"] == 300 * 100 + 5000);
+  }
+}
+
 TEST_CASE("queue and step rows of another tenant answer as if they did not exist",
           "[db][statistics][queue][steps]") {
   auto server = meshhook::testing::server_url();

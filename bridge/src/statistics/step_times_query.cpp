@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <pqxx/pqxx>
+#include <utility>
 
 #include "detail/query_values.h"
 #include "meshhook/bridge/common/rfc3339.h"
@@ -19,42 +20,36 @@ using detail::prepared;
 using detail::round3;
 
 // $1 the workflow, $2 the step statuses (null: both); the range [$3, $4). Two shapes, so each
-// prepared statement's generic plan uses the (workflow_id, finished_at) index.
-std::string step_rows(bool by_status) {
-  return std::string(
-             "select id, step_id, step_type, status, attempts, finished_at, duration_ms"
-             " from step_time_statistics where workflow_id = $1::uuid and ") +
+// prepared statement's generic plan uses the (workflow_id, finished_at) index, whose included
+// columns are all a statement reads (an index-only scan once the table is vacuumed).
+std::string step_filter(bool by_status) {
+  return std::string(" from step_time_statistics where workflow_id = $1::uuid and ") +
          (by_status ? "status = any($2::text[])" : "$2::text[] is null") +
          " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz";
 }
 
-// Each step's type is that of its latest row, so a step whose type changed is one group.
-std::string with_types(bool by_status) {
-  return "with r as materialized (" + step_rows(by_status) +
-         "), types as (select distinct on (step_id) step_id, step_type from r"
-         " order by step_id, finished_at desc, id desc) ";
-}
+// step, type, count, sum, failed, attempts. A step's type is that of its latest row (by
+// finished_at, then the type itself), so a step whose type changed is one group.
+constexpr const char* kTotals =
+    "select step_id, (array_agg(step_type order by finished_at desc, step_type desc))[1],"
+    " count(*), sum(duration_ms), count(*) filter (where status = 'failed'), sum(attempts)";
 
-// step, type, count, sum, failed, attempts, percentiles 0.5, 0.95, 0.99.
+// The totals, then the percentiles 0.5, 0.95, 0.99.
 std::string exact_sql(bool by_status) {
-  return with_types(by_status) +
-         "select r.step_id, t.step_type, count(*), sum(r.duration_ms),"
-         " count(*) filter (where r.status = 'failed'), sum(r.attempts),"
-         " percentile_cont(array[0.5, 0.95, 0.99]::float8[]) within group (order by r.duration_ms)"
-         " from r join types t using (step_id) group by r.step_id, t.step_type";
+  return std::string(kTotals) +
+         ", percentile_cont(array[0.5, 0.95, 0.99]::float8[]) within group (order by duration_ms)" +
+         step_filter(by_status) + " group by step_id";
 }
 
-// step, type, count, sum, failed, attempts, min, max, zeros, sketch bucket: one row per step
-// and bucket of ExecutionTimeSketch (meshhook_stats_sketch_index), at most $5 rows.
+// The totals, then min, max, zeros, the sketch bucket and the latest finished_at (Unix
+// microseconds): one row per step and bucket of ExecutionTimeSketch
+// (meshhook_stats_sketch_index), at most $5 rows.
 std::string sketch_sql(bool by_status) {
-  return with_types(by_status) +
-         "select r.step_id, t.step_type, count(*), sum(r.duration_ms),"
-         " count(*) filter (where r.status = 'failed'), sum(r.attempts),"
-         " min(r.duration_ms), max(r.duration_ms), count(*) filter (where r.duration_ms = 0), " +
-         detail::sketch_bucket_sql("meshhook_stats_sketch_index(r.duration_ms)", "count(*)") +
-         " from r join types t using (step_id)"
-         " group by r.step_id, t.step_type, meshhook_stats_sketch_index(r.duration_ms)"
-         " limit $5::bigint";
+  return std::string(kTotals) +
+         ", min(duration_ms), max(duration_ms), count(*) filter (where duration_ms = 0), " +
+         detail::sketch_bucket_sql("meshhook_stats_sketch_index(duration_ms)", "count(*)") +
+         ", (extract(epoch from max(finished_at)) * 1000000)::bigint" + step_filter(by_status) +
+         " group by step_id, meshhook_stats_sketch_index(duration_ms) limit $5::bigint";
 }
 
 std::optional<std::string> statuses_literal(const StatisticsParams& p) {
@@ -156,11 +151,16 @@ std::vector<StepTimes> StepTimesQuery::sketch_steps(const ResolvedRange& range) 
     ExecutionTimeSketch sketch;
     std::int64_t min = std::numeric_limits<std::int64_t>::max();
     std::int64_t max = std::numeric_limits<std::int64_t>::min();
+    std::pair<std::int64_t, std::string> latest{std::numeric_limits<std::int64_t>::min(), ""};
   };
   std::map<std::string, Step> by_step;
   for (const auto& row : result) {
     auto& step = by_step[row[0].c_str()];
     add_totals(step.times, row);
+    // The type of the latest row over every bucket, as the exact statement picks it.
+    std::pair<std::int64_t, std::string> latest{as_int64(row[10]), row[1].c_str()};
+    if (latest > step.latest) step.latest = std::move(latest);
+    step.times.step_type = step.latest.second;
     step.min = std::min(step.min, as_int64(row[6]));
     step.max = std::max(step.max, as_int64(row[7]));
     step.sketch.add_zeros(static_cast<std::uint64_t>(as_int64(row[8])));

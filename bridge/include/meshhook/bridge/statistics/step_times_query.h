@@ -21,7 +21,7 @@ namespace meshhook::bridge {
 /// they divide by is 0.
 struct StepTimes {
   std::string step_id;
-  std::string step_type;  // of the step's latest row (by finished_at, then id)
+  std::string step_type;  // of the step's latest row (by finished_at, then the type)
   std::uint64_t count = 0;
   std::uint64_t failed = 0;    // rows whose last attempt failed
   double sum_ms = 0;           // exact either way
