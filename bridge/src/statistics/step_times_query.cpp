@@ -167,7 +167,8 @@ std::vector<StepTimes> StepTimesQuery::sketch_steps(const ResolvedRange& range) 
     step.sketch.add_pg_text(std::string_view(row[9].c_str(), row[9].size()));
   }
   std::vector<StepTimes> out;
-  for (auto& [id, step] : by_step) {
+  for (auto& entry : by_step) {
+    auto& step = entry.second;  // a plain reference: lambdas may not capture bindings (C++17)
     // Clamped to the exact min and max, which only moves the answer closer.
     auto at = [&](double f) {
       return round3(std::clamp(step.sketch.percentile_cont(f), static_cast<double>(step.min),
