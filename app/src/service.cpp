@@ -320,7 +320,9 @@ void Service::start() {
         {"/api/v1/tenants", "/api/v1/tenants/{project_id}/metrics",
          [this](const bridge::HttpRequest& r) { return impl_->serve_tenant_metrics(r); }});
     for (const char* uri :
-         {"/api/v1/statistics/execution-times", "/api/v1/statistics/execution-times/histogram"}) {
+         {"/api/v1/statistics/execution-times", "/api/v1/statistics/execution-times/histogram",
+          "/api/v1/statistics/queue-times", "/api/v1/statistics/queue-times/histogram",
+          "/api/v1/statistics/step-times"}) {
       impl_->api->add({uri, uri, [this](const bridge::HttpRequest& r) {
                          auto caller = impl_->claims_resolver->resolve(r);
                          if (!caller.ok()) return caller.error;

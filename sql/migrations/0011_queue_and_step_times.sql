@@ -89,7 +89,7 @@ begin
         execute format('alter table %I enable row level security', t);
         execute format('alter table %I force row level security', t);
         execute format('create policy meshhook_stats_caller_projects on %I for select to public '
-                       'using (project_id in (select meshhook_stats_caller_project_ids()))', t);
+                       'using (project_id = any (array(select meshhook_stats_caller_project_ids())))', t);
         execute format('create policy meshhook_stats_owner on %I for all to %I '
                        'using (true) with check (true)', t, current_user);
         execute format('create policy meshhook_stats_writer_insert on %I for insert '

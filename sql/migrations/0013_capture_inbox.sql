@@ -31,7 +31,7 @@ comment on table execution_time_captured_runs is
 alter table execution_time_captured_runs enable row level security;
 alter table execution_time_captured_runs force row level security;
 create policy meshhook_stats_caller_projects on execution_time_captured_runs for select to public
-    using (project_id in (select meshhook_stats_caller_project_ids()));
+    using (project_id = any (array(select meshhook_stats_caller_project_ids())));
 do $$
 begin
     execute format('create policy meshhook_stats_owner on execution_time_captured_runs for all to %I '

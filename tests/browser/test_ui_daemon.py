@@ -1,7 +1,8 @@
 """The /ui page in a real Chromium against the real meshhook-stats: a migrated Postgres database
 of its own, runs of two projects sent through the ingest API (the real write path), the daemon
-verifying HS256 JWTs with a project_ids claim, and dashboards/svelte/tests/e2e/ui.e2e.mjs checking
-that the page shows the numbers the API returns. Project B's runs must never reach the page of a
+verifying HS256 JWTs with a project_ids claim, queue waits and steps of the same runs inserted with
+SQL, and dashboards/svelte/tests/e2e/ui.e2e.mjs checking that the page shows the numbers the API
+returns (the summary's queue wait, a focused workflow's step breakdown included). Project B's runs must never reach the page of a
 project A user. Needs MESHHOOK_TEST_DATABASE_URL (set by `make test`); skips without a browser."""
 
 import datetime
@@ -54,6 +55,29 @@ def seeded_runs(project, workflows, runs, seed):
     return events
 
 
+# For every stored run: its queue wait (up to 5 s; the first job's wait a fifth of it) and three
+# steps sharing its execution time. A failed run's fetch step failed after 5 attempts; one run in
+# seven retried its notify step once.
+QUEUE_AND_STEPS_SQL = """
+insert into queue_time_statistics (run_id, project_id, workflow_id, status, finished_at, queued_at,
+                                   started_at, jobs, queue_wait_ms, start_wait_ms)
+select run_id, project_id, workflow_id, status, finished_at,
+       started_at - w * interval '1 millisecond', started_at, 2, w, w / 5
+from (select *, abs(hashtext(run_id::text)) % 5000 as w from execution_time_statistics) as r;
+insert into step_time_statistics (run_id, step_id, step_type, project_id, workflow_id, status,
+                                  attempts, started_at, finished_at, duration_ms)
+select run_id, s.id, s.type, project_id, workflow_id,
+       case when s.id = 'fetch' and r.status <> 'succeeded' then 'failed' else 'succeeded' end,
+       case when s.id = 'fetch' and r.status <> 'succeeded' then 5
+            when s.id = 'notify' and abs(hashtext(run_id::text)) % 7 = 0 then 2 else 1 end,
+       finished_at - round(execution_time_ms * s.share) * interval '1 millisecond', finished_at,
+       round(execution_time_ms * s.share)::bigint
+from execution_time_statistics as r,
+     (values ('receive', 'webhook', 0.05), ('fetch', 'http', 0.6), ('notify', 'http', 0.35))
+       as s(id, type, share);
+"""
+
+
 class UiAgainstTheDaemonTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -72,6 +96,7 @@ class UiAgainstTheDaemonTest(unittest.TestCase):
             assert r.status == 202, r.body
         harness.wait_until(lambda: cls.db.count() == len(events), timeout=60,
                            what=f"{len(events)} runs stored")
+        harness.psql(cls.db.url, QUEUE_AND_STEPS_SQL)
 
     @classmethod
     def tearDownClass(cls):
@@ -111,6 +136,24 @@ class UiAgainstTheDaemonTest(unittest.TestCase):
         self.assertEqual(len(seen), 5)
         self.assertFalse(seen & set(self.workflows_b))
         self.assertEqual(sum(g["count"] for g in body["groups"]), 600)
+        # Queue waits and steps too: A's only.
+        auth = {"Authorization": "Bearer " + token}
+        start = "&start_date=" + iso(datetime.datetime.now(datetime.timezone.utc)
+                                     - datetime.timedelta(days=31))
+        queue = json.loads(harness.request(
+            "GET", self.daemon.api + "/api/v1/statistics/queue-times?group_by=workflow" + start,
+            headers=auth).body)
+        self.assertEqual({g["workflow_id"] for g in queue["groups"]}, seen)
+        self.assertEqual(sum(g["count"] for g in queue["groups"]), 600)
+        for workflow in self.workflows_b:
+            steps = json.loads(harness.request(
+                "GET", self.daemon.api + f"/api/v1/statistics/step-times?workflow_id={workflow}"
+                + start, headers=auth).body)
+            self.assertEqual((steps["count"], steps["steps"]), (0, []))
+        mine = json.loads(harness.request(
+            "GET", self.daemon.api + f"/api/v1/statistics/step-times?workflow_id={min(seen)}"
+            + start, headers=auth).body)
+        self.assertEqual([s["step_id"] for s in mine["steps"]], ["fetch", "notify", "receive"])
         # Names come from the runs' workflow_name, through the writer, under the same tenancy.
         names = {g["workflow_id"]: g["workflow_name"] for g in body["groups"]}
         self.assertEqual(sorted(names.values()), sorted(NAMES))

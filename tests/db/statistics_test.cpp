@@ -11,49 +11,20 @@
 #include "meshhook/bridge/statistics/statistics_api.h"
 #include "meshhook/bridge/storage/connection_pool.h"
 #include "meshhook/bridge/storage/migrations.h"
+#include "statistics_support.h"
 
+using meshhook::testing::check_close;
+using meshhook::testing::kBase;
+using meshhook::testing::kProject;
+using meshhook::testing::sql_double;
+using meshhook::testing::StatsDb;
 using meshhook::testing::TestDatabase;
 using nlohmann::json;
 namespace bridge = meshhook::bridge;
 
 namespace {
 
-constexpr const char* kProject = "11111111-1111-1111-1111-111111111111";
 constexpr const char* kWorkflow = "aaaaaaaa-0000-0000-0000-000000000001";
-constexpr const char* kBase = "/api/v1/statistics/execution-times";
-
-// A migrated database with a pool and the API on it.
-struct StatsDb {
-  TestDatabase db;
-  bridge::ConnectionPool pool;
-  bridge::StatisticsApi api;
-  explicit StatsDb(const std::string& server, std::uint64_t exact_max_rows = 20000)
-      : db(server), pool(migrated(db), 2), api(pool, {.exact_max_rows = exact_max_rows}) {}
-
-  static std::string migrated(const TestDatabase& db) {
-    bridge::migrate(db.url());
-    return db.url();
-  }
-
-  // As a caller whose token lists kProject (how a standalone deployment names the tenant).
-  bridge::HttpResponse raw(const std::string& path, const std::string& query,
-                           const std::string& project = kProject) {
-    bridge::HttpRequest r;
-    r.method = "GET";
-    r.path = path;
-    r.query = query;
-    r.header = [](std::string_view) { return std::string_view(); };
-    return api.handle(r, {"user-1", R"({"sub":"user-1","role":"authenticated",)"
-                                    R"("meshhook_project_ids":[")" +
-                                        project + R"("]})"});
-  }
-  json get(const std::string& query, const std::string& path = kBase) {
-    auto r = raw(path, query);
-    INFO(query << " -> " << r.status << " " << r.body);
-    REQUIRE(r.status == 200);
-    return json::parse(r.body);
-  }
-};
 
 // Inserts n runs of one workflow whose finished_at spreads evenly over [from, from + days)
 // and whose durations come from the SQL expression `value` (u1, u2: uniform in (0, 1]).
@@ -78,20 +49,9 @@ void insert_runs(const TestDatabase& db, const std::string& workflow, int n,
           std::to_string(n - 1) + ") as i) as g) as r");
 }
 
-double sql_double(const TestDatabase& db, const std::string& sql) {
-  pqxx::connection c(db.url());
-  pqxx::read_transaction tx(c);
-  return tx.exec1(sql)[0].as<double>();
-}
-
 std::string row_filter(const std::string& start, const std::string& end) {
   return " from execution_time_statistics where finished_at >= '" + start +
          "' and finished_at < '" + end + "'";
-}
-
-void check_close(double got, double exact, double relative) {
-  INFO("got " << got << ", exact " << exact);
-  CHECK(std::abs(got - exact) <= relative * std::abs(exact) + 1e-3);
 }
 
 }  // namespace

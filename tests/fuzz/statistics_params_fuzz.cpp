@@ -8,9 +8,15 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view query(reinterpret_cast<const char*>(data), size);
-  const auto result = meshhook::bridge::parse_statistics_params(query);
-  if (result.ok()) {
+  using meshhook::bridge::StatisticsEndpoint;
+  for (auto endpoint : {StatisticsEndpoint::execution_times, StatisticsEndpoint::queue_times,
+                        StatisticsEndpoint::step_times}) {
+    const auto result = meshhook::bridge::parse_statistics_params(query, endpoint);
+    if (!result.ok()) continue;
     const auto& p = result.params;
+    // step-times reads exactly one workflow's rows.
+    if (endpoint == StatisticsEndpoint::step_times && p.workflow_ids.size() != 1) __builtin_trap();
+    if (p.statuses.empty()) __builtin_trap();
     if (p.workflow_ids.size() > meshhook::bridge::StatisticsParams::kMaxWorkflowIds)
       __builtin_trap();
     if (p.limit < 1 || p.limit > meshhook::bridge::StatisticsParams::kMaxLimit) __builtin_trap();

@@ -16,6 +16,19 @@ import harness  # noqa: E402
 from openapi_schema import Validator, load_spec  # noqa: E402
 
 STATS = "/api/v1/statistics/execution-times"
+QUEUE = "/api/v1/statistics/queue-times"
+STEPS = "/api/v1/statistics/step-times"
+
+
+def route_of(sample):
+    """The route a sample file (tests/db [.openapi-samples]) was answered by, from its name."""
+    if sample.startswith("queue_histogram"):
+        return QUEUE + "/histogram"
+    if sample.startswith("queue_"):
+        return QUEUE
+    if sample.startswith("steps_"):
+        return STEPS
+    return STATS + "/histogram" if sample.startswith("histogram") else STATS
 
 
 class SchemaSelfTest(unittest.TestCase):
@@ -39,10 +52,13 @@ class StatisticsResponses(unittest.TestCase):
                                  text=True, timeout=300)
             self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
             files = sorted(glob.glob(os.path.join(out, "*.json")))
-            self.assertGreaterEqual(len(files), 9)
+            self.assertGreaterEqual(len(files), 18)
+            names = [os.path.basename(f) for f in files]
+            self.assertTrue(any(n.startswith("steps_") for n in names))
+            self.assertTrue(any(n.startswith("queue_") for n in names))
             for path in files:
                 name, status, _ = os.path.basename(path).rsplit(".", 2)
-                route = STATS + "/histogram" if name.startswith("histogram") else STATS
+                route = route_of(name)
                 with open(path, encoding="utf-8") as f:
                     body = json.load(f)
                 with self.subTest(sample=name):

@@ -9,6 +9,7 @@
 
 #include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
+#include "meshhook/bridge/statistics/step_times_query.h"
 
 namespace meshhook::bridge {
 namespace {
@@ -42,14 +43,51 @@ HttpResponse invalid(const std::vector<ParameterError>& errors) {
 json filters_json(const StatisticsParams& p, const ResolvedRange& range) {
   json percentiles = json::array();
   for (double v : p.percentiles) percentiles.push_back(number(v));
-  return {{"workflow_ids", p.workflow_ids},
+  json out = {{"workflow_ids", p.workflow_ids},
+              {"start", format_rfc3339_utc(range.start_us)},
+              {"end", format_rfc3339_utc(range.end_us)},
+              {"tz", p.tz},
+              {"statuses", p.statuses},
+              {"percentiles", percentiles},
+              {"group_by", to_string(p.group_by)},
+              {"exact", p.exact ? json(*p.exact) : json(nullptr)}};
+  if (p.measure == Measure::queue_wait || p.measure == Measure::start_wait) {
+    out["measure"] = to_string(p.measure);
+  }
+  return out;
+}
+
+json step_filters_json(const StatisticsParams& p, const ResolvedRange& range) {
+  return {{"workflow_id", p.workflow_ids.front()},
           {"start", format_rfc3339_utc(range.start_us)},
           {"end", format_rfc3339_utc(range.end_us)},
           {"tz", p.tz},
           {"statuses", p.statuses},
-          {"percentiles", percentiles},
-          {"group_by", to_string(p.group_by)},
           {"exact", p.exact ? json(*p.exact) : json(nullptr)}};
+}
+
+json accuracy_json(StatisticsMethod method) {
+  return {{"method", method == StatisticsMethod::exact ? "exact" : "sketch"},
+          {"max_relative_error",
+           method == StatisticsMethod::exact ? 0.0 : ExecutionTimeSketch::kRelativeAccuracy}};
+}
+
+json nullable_ratio(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+json step_json(const StepTimes& s) {
+  return {{"step_id", s.step_id},
+          {"step_type", s.step_type},
+          {"count", s.count},
+          {"failed", s.failed},
+          {"avg_ms", number(s.avg)},
+          {"median_ms", number(s.median)},
+          {"p95_ms", number(s.p95)},
+          {"p99_ms", number(s.p99)},
+          {"total_ms", number(s.sum_ms)},
+          {"failure_ratio", number(s.failure_ratio)},
+          {"mean_attempts", number(s.mean_attempts)},
+          {"share", nullable_ratio(s.share)},
+          {"median_share", nullable_ratio(s.median_share)}};
 }
 
 std::optional<double> percentile(const StatisticsGroup& g, const std::vector<double>& fractions,
@@ -84,17 +122,14 @@ json group_json(const StatisticsGroup& g, const StatisticsParams& p,
           {"percentiles", percentiles}};
 }
 
-// The names of the workflows among the groups, as far as the caller may see them (the
+// The names of the workflows (canonical uuids), as far as the caller may see them (the
 // table has the same row level security as the runs).
-WorkflowNames workflow_names(pqxx::transaction_base& tx, const std::vector<StatisticsGroup>& groups,
-                             const std::vector<StatisticsGroup>& previous) {
+WorkflowNames workflow_names(pqxx::transaction_base& tx,
+                             const std::vector<std::string>& workflows) {
   std::string ids = "{";
-  for (const auto* list : {&groups, &previous}) {
-    for (const auto& g : *list) {
-      if (!g.workflow_id) continue;
-      if (ids.size() > 1) ids += ',';
-      ids += *g.workflow_id;  // canonical uuids from the database
-    }
+  for (const auto& id : workflows) {
+    if (ids.size() > 1) ids += ',';
+    ids += id;
   }
   ids += '}';
   WorkflowNames out;
@@ -105,6 +140,17 @@ WorkflowNames workflow_names(pqxx::transaction_base& tx, const std::vector<Stati
                     " where workflow_id = any($1::uuid[])");
   for (const auto& row : tx.exec_prepared(kName, ids)) {
     out.emplace(row[0].c_str(), row[1].c_str());
+  }
+  return out;
+}
+
+std::vector<std::string> workflows_of(const std::vector<StatisticsGroup>& groups,
+                                      const std::vector<StatisticsGroup>& previous) {
+  std::vector<std::string> out;
+  for (const auto* list : {&groups, &previous}) {
+    for (const auto& g : *list) {
+      if (g.workflow_id) out.push_back(*g.workflow_id);  // canonical uuids from the database
+    }
   }
   return out;
 }
@@ -176,16 +222,136 @@ bool StatisticsApi::may_read_project(const TenantClaims& claims, std::string_vie
   }
 }
 
+namespace {
+
+// A statistics resource under StatisticsApiOptions::root.
+struct Route {
+  StatisticsEndpoint endpoint;
+  bool histogram;
+};
+std::optional<Route> route_of(std::string_view path, std::string_view root) {
+  if (!path.starts_with(root)) return std::nullopt;
+  const auto rest = path.substr(root.size());
+  if (rest == "/execution-times") return Route{StatisticsEndpoint::execution_times, false};
+  if (rest == "/execution-times/histogram") return Route{StatisticsEndpoint::execution_times, true};
+  if (rest == "/queue-times") return Route{StatisticsEndpoint::queue_times, false};
+  if (rest == "/queue-times/histogram") return Route{StatisticsEndpoint::queue_times, true};
+  if (rest == "/step-times") return Route{StatisticsEndpoint::step_times, false};
+  return std::nullopt;
+}
+
+// What a request read inside its transaction; the JSON is built once the connection is free.
+struct Reading {
+  std::vector<ParameterError> errors;
+  std::optional<ResolvedRange> range;
+  std::vector<StatisticsGroup> groups;
+  std::vector<StatisticsGroup> previous;
+  std::vector<HistogramBucket> buckets;
+  std::vector<StepTimes> steps;
+  std::vector<double> fractions;
+  StatisticsMethod method = StatisticsMethod::exact;
+  WorkflowNames names;
+};
+
+json histogram_body(const Reading& r) {
+  std::uint64_t total = 0;
+  json out = json::array();
+  for (const auto& b : r.buckets) {
+    total += b.count;
+    out.push_back({{"lower", number(b.lower)},
+                   {"upper", b.upper ? number(*b.upper) : json(nullptr)},
+                   {"count", b.count}});
+  }
+  return {{"count", total}, {"buckets", std::move(out)}};
+}
+
+json steps_body(const StatisticsParams& params, const Reading& r) {
+  std::uint64_t count = 0;
+  double total = 0;
+  json out = json::array();
+  for (const auto& s : r.steps) {
+    count += s.count;
+    total += s.sum_ms;
+    out.push_back(step_json(s));
+  }
+  const auto name = r.names.find(params.workflow_ids.front());
+  return {{"workflow_name", name != r.names.end() ? json(name->second) : json(nullptr)},
+          {"count", count},
+          {"total_ms", number(total)},
+          {"steps", std::move(out)}};
+}
+
+json groups_body(const StatisticsParams& params, const Reading& r) {
+  const auto& range = *r.range;
+  const auto& groups = r.groups;
+  const auto& previous = r.previous;
+  const auto& fractions = r.fractions;
+  const auto& names = r.names;
+  json body;
+  const std::int64_t length = range.end_us - range.start_us;
+  const auto total = groups.size();
+  const auto first = std::min<std::uint64_t>(params.offset, total);
+  const auto last =
+      std::min<std::uint64_t>(first + static_cast<std::uint64_t>(params.limit), total);
+  const bool keyed = params.group_by == GroupBy::workflow || params.group_by == GroupBy::status;
+  std::map<std::string, const StatisticsGroup*> previous_by_key;
+  for (const auto& g : previous) {
+    previous_by_key[g.workflow_id.value_or("") + "|" + g.status.value_or("")] = &g;
+  }
+  // The earlier period's group to compare with: the same workflow or status, or for time
+  // groupings the bucket that starts one period length earlier.
+  auto match = [&](std::size_t i) -> const StatisticsGroup* {
+    if (keyed) {
+      auto it = previous_by_key.find(groups[i].workflow_id.value_or("") + "|" +
+                                     groups[i].status.value_or(""));
+      return it == previous_by_key.end() ? nullptr : it->second;
+    }
+    for (const auto& g : previous) {
+      if (g.bucket_start_us && groups[i].bucket_start_us &&
+          *g.bucket_start_us == *groups[i].bucket_start_us - length) {
+        return &g;
+      }
+    }
+    return nullptr;
+  };
+
+  json out = json::array();
+  json previous_out = json::array();
+  for (auto i = first; i < last; ++i) {
+    auto g = group_json(groups[i], params, fractions, names);
+    if (params.compare_previous && params.group_by != GroupBy::none) {
+      const auto* before = match(i);
+      g["change_percent"] = before ? change_json(groups[i], *before, fractions) : json(nullptr);
+      if (before) previous_out.push_back(group_json(*before, params, fractions, names));
+    }
+    out.push_back(std::move(g));
+  }
+  body["groups"] = std::move(out);
+  body["previous"] = nullptr;
+  body["change_percent"] = nullptr;
+  if (params.compare_previous) {
+    if (params.group_by == GroupBy::none) {
+      previous_out = json::array({group_json(previous.front(), params, fractions, names)});
+      body["change_percent"] = change_json(groups.front(), previous.front(), fractions);
+    }
+    body["previous"] = {{"start", format_rfc3339_utc(range.start_us - length)},
+                        {"end", format_rfc3339_utc(range.start_us)},
+                        {"groups", std::move(previous_out)}};
+  }
+  body["next_cursor"] = last < total ? json(encode_statistics_cursor(last)) : json(nullptr);
+  return body;
+}
+
+}  // namespace
+
 HttpResponse StatisticsApi::handle(const HttpRequest& request, const TenantClaims& claims) {
   if (request.method != "GET" && request.method != "HEAD") {
     auto r = json_error(405, "method_not_allowed", "use GET");
     r.headers.emplace_back("Allow", "GET");
     return r;
   }
-  const bool histogram = request.path == options_.base_path + "/histogram";
-  if (request.path != options_.base_path && !histogram) {
-    return json_error(404, "not_found", "no such statistics resource");
-  }
+  const auto route = route_of(request.path, options_.root);
+  if (!route) return json_error(404, "not_found", "no such statistics resource");
   const RequestDeadline deadline(std::chrono::milliseconds(options_.request_timeout_ms));
   // The subject is who asks; a token without one is told apart by its claims.
   auto slot =
@@ -197,139 +363,75 @@ HttpResponse StatisticsApi::handle(const HttpRequest& request, const TenantClaim
     r.headers.emplace_back("Retry-After", "1");
     return r;
   }
-  return run(request, claims, histogram, deadline);
+  return run(request, claims, route->endpoint, route->histogram, deadline);
 }
 
 HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& claims,
-                                bool histogram, const RequestDeadline& deadline) {
-  auto parsed = parse_statistics_params(request.query);
+                                StatisticsEndpoint endpoint, bool histogram,
+                                const RequestDeadline& deadline) {
+  auto parsed = parse_statistics_params(request.query, endpoint);
   if (!parsed.ok()) return invalid(parsed.errors);
   const auto& params = parsed.params;
+  const bool steps = endpoint == StatisticsEndpoint::step_times;
 
   std::optional<ConnectionPool::Lease> lease;
   const char* statement = "statistics_connect";
   try {
     lease.emplace(pool_.acquire());
     statement = "statistics_begin";
-    std::vector<ParameterError> errors;
-    std::optional<ResolvedRange> range;
-    std::vector<StatisticsGroup> groups;
-    std::vector<StatisticsGroup> previous;
-    std::vector<HistogramBucket> buckets;
-    std::vector<double> fractions;
-    StatisticsMethod method = StatisticsMethod::exact;
-    WorkflowNames names;
+    Reading r;
     {
       pqxx::read_transaction tx(lease->connection());
-      StatisticsQuery query(tx, params, options_.exact_max_rows,
-                            {.max_buckets = options_.max_buckets,
-                             .max_rollup_rows = options_.max_rollup_rows,
-                             .deadline = &deadline});
+      const StatisticsQueryLimits limits{.max_buckets = options_.max_buckets,
+                                         .max_rollup_rows = options_.max_rollup_rows,
+                                         .deadline = &deadline};
+      StatisticsQuery query(tx, params, options_.exact_max_rows, limits);
+      StepTimesQuery step_query(tx, params, limits);
       try {
         // As the caller, in the statement that resolves the range: their claims for RLS
         // (auth.uid() reads request.jwt.claims), the reader role and the deadline.
         const StatisticsCaller caller{claims.claims_json, claims.subject};
-        range = query.resolve(errors, &caller);
-        if (range && histogram) {
-          buckets = query.histogram(*range);
-        } else if (range) {
-          groups = query.groups(*range, range->start_us, range->end_us);
+        r.range = query.resolve(r.errors, &caller);
+        if (r.range && steps) {
+          r.steps = step_query.steps(*r.range);
+        } else if (r.range && histogram) {
+          r.buckets = query.histogram(*r.range);
+        } else if (r.range) {
+          r.groups = query.groups(*r.range, r.range->start_us, r.range->end_us);
           if (params.compare_previous) {
-            const std::int64_t length = range->end_us - range->start_us;
-            previous = query.groups(*range, range->start_us - length, range->start_us);
+            const std::int64_t length = r.range->end_us - r.range->start_us;
+            r.previous = query.groups(*r.range, r.range->start_us - length, r.range->start_us);
           }
         }
       } catch (...) {
-        statement = query.statement();
+        statement = steps && std::string_view(step_query.statement()).size()
+                        ? step_query.statement()
+                        : query.statement();
         throw;
       }
-      fractions = query.fractions();
-      method = query.method();
-      if (range && !histogram && params.group_by == GroupBy::workflow) {
+      r.fractions = query.fractions();
+      r.method = steps ? step_query.method() : query.method();
+      if (r.range && (steps || (!histogram && params.group_by == GroupBy::workflow))) {
         statement = "statistics_workflow_names";
         deadline.limit(tx);
-        names = workflow_names(tx, groups, previous);
+        r.names =
+            workflow_names(tx, steps ? params.workflow_ids : workflows_of(r.groups, r.previous));
       }
-      if (range) tx.commit();
+      if (r.range) tx.commit();
     }
     lease.reset();  // the connection is free before the JSON is built
-    if (!range) return invalid(errors);
+    if (!r.range) return invalid(r.errors);
 
-    json body;
-    body["filters"] = filters_json(params, *range);
+    json body = steps       ? steps_body(params, r)
+                : histogram ? histogram_body(r)
+                            : groups_body(params, r);
+    body["filters"] = steps ? step_filters_json(params, *r.range) : filters_json(params, *r.range);
     body["unit"] = "ms";
-    body["accuracy"] = {
-        {"method", method == StatisticsMethod::exact ? "exact" : "sketch"},
-        {"max_relative_error",
-         method == StatisticsMethod::exact ? 0.0 : ExecutionTimeSketch::kRelativeAccuracy}};
-    if (histogram) {
-      std::uint64_t total = 0;
-      json out = json::array();
-      for (const auto& b : buckets) {
-        total += b.count;
-        out.push_back({{"lower", number(b.lower)},
-                       {"upper", b.upper ? number(*b.upper) : json(nullptr)},
-                       {"count", b.count}});
-      }
-      body["count"] = total;
-      body["buckets"] = std::move(out);
-    } else {
-      const std::int64_t length = range->end_us - range->start_us;
-      const auto total = groups.size();
-      const auto first = std::min<std::uint64_t>(params.offset, total);
-      const auto last =
-          std::min<std::uint64_t>(first + static_cast<std::uint64_t>(params.limit), total);
-      const bool keyed = params.group_by == GroupBy::workflow || params.group_by == GroupBy::status;
-      std::map<std::string, const StatisticsGroup*> previous_by_key;
-      for (const auto& g : previous) {
-        previous_by_key[g.workflow_id.value_or("") + "|" + g.status.value_or("")] = &g;
-      }
-      // The earlier period's group to compare with: the same workflow or status, or for time
-      // groupings the bucket that starts one period length earlier.
-      auto match = [&](std::size_t i) -> const StatisticsGroup* {
-        if (keyed) {
-          auto it = previous_by_key.find(groups[i].workflow_id.value_or("") + "|" +
-                                         groups[i].status.value_or(""));
-          return it == previous_by_key.end() ? nullptr : it->second;
-        }
-        for (const auto& g : previous) {
-          if (g.bucket_start_us && groups[i].bucket_start_us &&
-              *g.bucket_start_us == *groups[i].bucket_start_us - length) {
-            return &g;
-          }
-        }
-        return nullptr;
-      };
-
-      json out = json::array();
-      json previous_out = json::array();
-      for (auto i = first; i < last; ++i) {
-        auto g = group_json(groups[i], params, fractions, names);
-        if (params.compare_previous && params.group_by != GroupBy::none) {
-          const auto* before = match(i);
-          g["change_percent"] = before ? change_json(groups[i], *before, fractions) : json(nullptr);
-          if (before) previous_out.push_back(group_json(*before, params, fractions, names));
-        }
-        out.push_back(std::move(g));
-      }
-      body["groups"] = std::move(out);
-      body["previous"] = nullptr;
-      body["change_percent"] = nullptr;
-      if (params.compare_previous) {
-        if (params.group_by == GroupBy::none) {
-          previous_out = json::array({group_json(previous.front(), params, fractions, names)});
-          body["change_percent"] = change_json(groups.front(), previous.front(), fractions);
-        }
-        body["previous"] = {{"start", format_rfc3339_utc(range->start_us - length)},
-                            {"end", format_rfc3339_utc(range->start_us)},
-                            {"groups", std::move(previous_out)}};
-      }
-      body["next_cursor"] = last < total ? json(encode_statistics_cursor(last)) : json(nullptr);
-    }
-    HttpResponse r;
-    r.body = request.method == "HEAD" ? std::string() : body.dump();
-    r.headers.emplace_back("Cache-Control", "private, no-store");
-    return r;
+    body["accuracy"] = accuracy_json(r.method);
+    HttpResponse response;
+    response.body = request.method == "HEAD" ? std::string() : body.dump();
+    response.headers.emplace_back("Cache-Control", "private, no-store");
+    return response;
   } catch (const RequestTimeout&) {
     spdlog::warn("statistics: the request's deadline passed before {}", statement);
     return timeout_response(options_.request_timeout_ms);

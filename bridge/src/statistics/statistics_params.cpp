@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <span>
 
 #include "meshhook/bridge/common/base64url.h"
 #include "meshhook/bridge/common/rfc3339.h"
@@ -19,9 +20,26 @@ constexpr std::size_t kMaxQueryLength = 16 * 1024;
 constexpr std::size_t kMaxNameLength = 64;  // how much of an unknown name is echoed
 constexpr std::array<std::string_view, 4> kStatuses = {"succeeded", "failed", "canceled",
                                                        "timeout"};
-constexpr std::array<std::string_view, 10> kKnown = {
-    "workflow_id", "start_date", "end_date", "tz",    "status",
-    "percentiles", "group_by",   "compare",  "exact", "limit"};
+// A step's outcome is its last attempt's.
+constexpr std::array<std::string_view, 2> kStepStatuses = {"succeeded", "failed"};
+constexpr std::array<std::string_view, 11> kKnown = {
+    "workflow_id", "start_date", "end_date", "tz",    "status", "percentiles",
+    "group_by",    "compare",    "exact",    "limit", "cursor"};
+constexpr std::array<std::string_view, 6> kStepKnown = {"workflow_id", "start_date", "end_date",
+                                                        "tz",          "status",     "exact"};
+
+bool known_parameter(StatisticsEndpoint endpoint, std::string_view name) {
+  if (endpoint == StatisticsEndpoint::step_times) {
+    return std::find(kStepKnown.begin(), kStepKnown.end(), name) != kStepKnown.end();
+  }
+  if (endpoint == StatisticsEndpoint::queue_times && name == "measure") return true;
+  return std::find(kKnown.begin(), kKnown.end(), name) != kKnown.end();
+}
+
+std::span<const std::string_view> statuses_of(StatisticsEndpoint endpoint) {
+  if (endpoint == StatisticsEndpoint::step_times) return kStepStatuses;
+  return kStatuses;
+}
 
 // For messages: printable ASCII only, so the JSON stays valid UTF-8 and nothing odd is echoed.
 std::string printable(std::string_view s, std::size_t max = kMaxNameLength) {
@@ -138,6 +156,26 @@ std::string_view to_string(GroupBy g) noexcept {
   return "none";
 }
 
+std::string_view to_string(Measure m) noexcept {
+  switch (m) {
+    case Measure::execution_time:
+      return "execution_time";
+    case Measure::queue_wait:
+      return "queue_wait";
+    case Measure::start_wait:
+      return "start_wait";
+    case Measure::step_duration:
+      return "step_duration";
+  }
+  return "execution_time";
+}
+
+bool all_statuses(const StatisticsParams& params) noexcept {
+  const auto known =
+      params.measure == Measure::step_duration ? kStepStatuses.size() : kStatuses.size();
+  return params.statuses.size() == known;
+}
+
 std::string encode_statistics_cursor(std::uint64_t offset) {
   return base64url_encode("o:" + std::to_string(offset));
 }
@@ -154,7 +192,10 @@ namespace {
 // one per parameter. Each read_* step below takes what it needs from here.
 class QueryReader {
  public:
-  explicit QueryReader(std::vector<ParameterError>& errors) : errors_(errors) {}
+  QueryReader(std::vector<ParameterError>& errors, StatisticsEndpoint endpoint)
+      : errors_(errors), endpoint_(endpoint) {}
+
+  StatisticsEndpoint endpoint() const noexcept { return endpoint_; }
 
   void fail(std::string parameter, std::string reason) {
     for (const auto& e : errors_) {
@@ -179,7 +220,7 @@ class QueryReader {
         fail(printable(raw_name), "the parameter name is not correctly %-encoded");
         continue;
       }
-      if (std::find(kKnown.begin(), kKnown.end(), *name) == kKnown.end() && *name != "cursor") {
+      if (!known_parameter(endpoint_, *name)) {
         fail(printable(*name), "unknown parameter");
         continue;
       }
@@ -232,6 +273,7 @@ class QueryReader {
 
  private:
   std::vector<ParameterError>& errors_;
+  StatisticsEndpoint endpoint_;
   std::map<std::string, std::vector<std::string>, std::less<>> given_;
 };
 
@@ -248,6 +290,11 @@ void read_workflows(QueryReader& q, StatisticsParams& p) {
   if (p.workflow_ids.size() > StatisticsParams::kMaxWorkflowIds) {
     q.fail("workflow_id", "at most " + std::to_string(StatisticsParams::kMaxWorkflowIds) +
                               " workflows per request");
+  }
+  // A step breakdown is of one workflow: its steps are its own.
+  if (q.endpoint() == StatisticsEndpoint::step_times && p.workflow_ids.size() != 1) {
+    q.fail("workflow_id", p.workflow_ids.empty() ? "required: the workflow whose steps to show"
+                                                 : "exactly one workflow per request");
   }
 }
 
@@ -288,19 +335,44 @@ void read_tz(QueryReader& q, StatisticsParams& p) {
   }
 }
 
-// status filter: default every terminal status, always in kStatuses order.
+// status filter: default every status the endpoint knows, always in their order.
 void read_statuses(QueryReader& q, StatisticsParams& p) {
+  const auto known = statuses_of(q.endpoint());
   std::set<std::string_view> chosen;
-  for (const auto& item : q.list("status", kStatuses.size())) {
-    auto it = std::find(kStatuses.begin(), kStatuses.end(), item);
-    if (it == kStatuses.end()) {
-      q.fail("status", "must be one or more of succeeded, failed, canceled, timeout");
+  for (const auto& item : q.list("status", known.size())) {
+    auto it = std::find(known.begin(), known.end(), item);
+    if (it == known.end()) {
+      std::string names;
+      for (auto s : known) names += (names.empty() ? "" : ", ") + std::string(s);
+      q.fail("status", "must be one or more of " + names);
       break;
     }
     chosen.insert(*it);
   }
-  for (auto s : kStatuses) {
+  for (auto s : known) {
     if (chosen.empty() || chosen.count(s)) p.statuses.emplace_back(s);
+  }
+}
+
+// What the endpoint measures; queue-times lets the caller choose.
+void read_measure(QueryReader& q, StatisticsParams& p) {
+  switch (q.endpoint()) {
+    case StatisticsEndpoint::execution_times:
+      p.measure = Measure::execution_time;
+      return;
+    case StatisticsEndpoint::step_times:
+      p.measure = Measure::step_duration;
+      return;
+    case StatisticsEndpoint::queue_times:
+      p.measure = Measure::queue_wait;
+      break;
+  }
+  auto v = q.single("measure", 16);
+  if (!v) return;
+  if (*v == "start_wait") {
+    p.measure = Measure::start_wait;
+  } else if (*v != "queue_wait") {
+    q.fail("measure", "must be queue_wait or start_wait");
   }
 }
 
@@ -394,9 +466,10 @@ void read_paging(QueryReader& q, StatisticsParams& p) {
 
 }  // namespace
 
-StatisticsParamsResult parse_statistics_params(std::string_view query) {
+StatisticsParamsResult parse_statistics_params(std::string_view query,
+                                               StatisticsEndpoint endpoint) {
   StatisticsParamsResult result;
-  QueryReader q(result.errors);
+  QueryReader q(result.errors, endpoint);
   if (query.size() > kMaxQueryLength) {
     q.fail("query",
            "the query string is longer than " + std::to_string(kMaxQueryLength) + " characters");
@@ -407,6 +480,7 @@ StatisticsParamsResult parse_statistics_params(std::string_view query) {
   read_workflows(q, p);
   read_range(q, p);
   read_tz(q, p);
+  read_measure(q, p);
   read_statuses(q, p);
   read_percentiles(q, p);
   read_grouping(q, p);

@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <tuple>
 
+#include "detail/query_values.h"
 #include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
 
@@ -65,37 +66,10 @@ bool is_utc_name(const std::string& tz) {
   return std::find(kUtc.begin(), kUtc.end(), tz) != kUtc.end();
 }
 
-std::int64_t as_int64(const pqxx::field& f) {
-  std::int64_t v = 0;
-  const char* s = f.c_str();
-  std::from_chars(s, s + f.size(), v);
-  return v;
-}
-
-double as_double(const pqxx::field& f) {
-  double v = 0;
-  const char* s = f.c_str();
-  std::from_chars(s, s + f.size(), v);
-  return v;
-}
-
-std::vector<double> parse_float_array(std::string_view text) {
-  std::vector<double> out;
-  const char* p = text.data();
-  const char* end = p + text.size();
-  while (p < end) {
-    if (*p == '{' || *p == '}' || *p == ',') {
-      ++p;
-      continue;
-    }
-    double v = 0;
-    auto [next, ec] = std::from_chars(p, end, v);
-    if (ec != std::errc{} || next == p) break;
-    out.push_back(v);
-    p = next;
-  }
-  return out;
-}
+using detail::as_double;
+using detail::as_int64;
+using detail::parse_float_array;
+using detail::round3;
 
 // 0, 1, 2, 5, 10, 20, 50, ... 5e10, 1e11 (ms): readable log-spaced chart edges.
 const std::vector<std::int64_t>& histogram_edges() {
@@ -180,13 +154,14 @@ select (extract(epoch from s) * 1000000)::bigint,
   return sql + "\nfrom resolved";
 }
 
-// The bucket of a timestamp column in tz: $9 unit (null: no time grouping), $10 tz.
-std::string time_bucket(const char* column) {
-  return std::string(
-             "case when $9::text is null then null else (extract(epoch from date_trunc("
-             "$9::text, ") +
-         column + ", $10::text)) * 1000000)::bigint end";
+// The bucket of a timestamp column in tz: unit (null: no time grouping) and tz parameters.
+std::string time_bucket_of(const char* column, const char* unit, const char* tz) {
+  return std::string("case when ") + unit +
+         "::text is null then null else (extract(epoch from date_trunc(" + unit + "::text, " +
+         column + ", " + tz + "::text)) * 1000000)::bigint end";
 }
+// $9 unit, $10 tz.
+std::string time_bucket(const char* column) { return time_bucket_of(column, "$9", "$10"); }
 
 // Pieces of the range [$3, $4): daily rollups for [$7, $8), hourly for [$5, $7) and
 // [$8, $6), rows for [$3, $5) and [$6, $4), and the deltas not yet compacted for every hour
@@ -251,20 +226,49 @@ std::string pieces_union(unsigned shape, const char* sketch) {
 const ShapedStatement kPieces("statistics_sketch_pieces",
                               [](unsigned shape) { return pieces_union(shape, "sketch::text"); });
 
+// Where a measure's rows are: the table and the column of milliseconds. Only execution times
+// have rollups; the other measures are answered from their rows.
+struct MeasureSource {
+  const char* table;
+  const char* value;
+};
+MeasureSource source_of(Measure m) {
+  switch (m) {
+    case Measure::queue_wait:
+      return {"queue_time_statistics", "queue_wait_ms"};
+    case Measure::start_wait:
+      return {"queue_time_statistics", "start_wait_ms"};
+    case Measure::step_duration:
+      return {"step_time_statistics", "duration_ms"};
+    case Measure::execution_time:
+      break;
+  }
+  return {"execution_time_statistics", "execution_time_ms"};
+}
+bool has_rollups(Measure m) { return m == Measure::execution_time; }
+
+// A measure's rows for a request's filters and range [$3, $4), as a from-item with the
+// columns workflow_id, status, finished_at and m.value. Execution times include the captured
+// runs the compactor has not moved yet (runs_of).
+std::string rows_of(unsigned shape, MeasureSource m) {
+  if (std::string_view(m.table) == "execution_time_statistics") return runs_of(shape, "$3", "$4");
+  return std::string("(select workflow_id, status, finished_at, ") + m.value + " from " + m.table +
+         " where " + row_filter(shape) +
+         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz) as runs";
+}
+
 // The exact aggregates of the rows: group key columns (workflow, status, bucket), count, sum,
 // min, max, percentiles. $U unit, $Z tz, $G group_by, $F fractions.
-std::string exact_select(unsigned shape, const std::string& u, const std::string& z,
-                         const std::string& g, const std::string& f,
+std::string exact_select(unsigned shape, MeasureSource m, const std::string& u,
+                         const std::string& z, const std::string& g, const std::string& f,
                          const std::string& before_percentiles = "") {
   return "case when " + g + "::text = 'workflow' then workflow_id::text end," + " case when " + g +
          "::text = 'status' then status end," + " case when " + u +
          "::text is null then null else (extract(epoch from date_trunc(" + u +
-         "::text, finished_at, " + z +
-         "::text)) * 1000000)::bigint end,"
-         " count(*), sum(execution_time_ms), min(execution_time_ms), max(execution_time_ms), " +
-         before_percentiles + "percentile_cont(" + f +
-         "::float8[]) within group (order by execution_time_ms) from " +
-         runs_of(shape, "$3", "$4") + " where true";  // callers append conditions
+         "::text, finished_at, " + z + "::text)) * 1000000)::bigint end, count(*), sum(" + m.value +
+         "), min(" + m.value + "), max(" + m.value + "), " + before_percentiles +
+         "percentile_cont(" + f + "::float8[]) within group (order by " + m.value + ") from " +
+         rows_of(shape, m) + " where true";  // callers append conditions
 }
 
 // Pieces and rows in one statement, one snapshot: when the pieces count at most $12 runs (and
@@ -277,19 +281,60 @@ const ShapedStatement kAuto("statistics_auto", [](unsigned shape) {
          "$13::bigint as exact from pieces)"
          " select 'p'::text, *, null::float8[] from pieces where not (select exact from total)"
          " union all select 'e'::text, " +
-         exact_select(shape, "$9", "$10", "$14", "$15", "null::bigint, null::int4[], ") +
+         exact_select(shape, source_of(Measure::execution_time), "$9", "$10", "$14", "$15",
+                      "null::bigint, null::int4[], ") +
          " and (select exact from total) group by 2, 3, 4";
 });
 
 // Exact: percentile_cont over the rows. $5 unit, $6 tz, $7 group_by, $8 fractions.
-const ShapedStatement kExact("statistics_exact", [](unsigned shape) {
-  return "select " + exact_select(shape, "$5", "$6", "$7", "$8") + " group by 1, 2, 3";
-});
+std::string exact_sql(unsigned shape, MeasureSource m) {
+  return "select " + exact_select(shape, m, "$5", "$6", "$7", "$8") + " group by 1, 2, 3";
+}
 
-const ShapedStatement kExactHistogram("statistics_exact_histogram", [](unsigned shape) {
-  return "select width_bucket(execution_time_ms, $5::bigint[]), count(*) from " +
-         runs_of(shape, "$3", "$4") + " group by 1";
-});
+std::string exact_histogram_sql(unsigned shape, MeasureSource m) {
+  return std::string("select width_bucket(") + m.value + ", $5::bigint[]), count(*) from " +
+         rows_of(shape, m) + " group by 1";
+}
+
+// The sketch of a measure without rollups, built from its rows in the statement: one row
+// per group and sketch bucket, in the columns of kPieces (so the same code merges them).
+// $5 unit, $6 tz, $7 group_by, $8 at most this many rows.
+std::string row_sketch_sql(unsigned shape, MeasureSource m) {
+  return "select case when $7::text = 'workflow' then workflow_id::text end,"
+         " case when $7::text = 'status' then status end, " +
+         time_bucket_of("finished_at", "$5", "$6") +
+         ", count(*), sum(v), min(v), max(v), count(*) filter (where v = 0), " +
+         detail::sketch_bucket_sql("i", "count(*)") +
+         " from (select workflow_id, status, finished_at, " + m.value +
+         " as v, meshhook_stats_sketch_index(" + m.value + ") as i from " + rows_of(shape, m) +
+         ") as r group by 1, 2, 3, i limit $8::bigint";
+}
+
+// A measure's statements, each in its four shapes and with its own prepared names.
+struct MeasureStatements {
+  ShapedStatement exact, exact_histogram, row_sketch;
+  explicit MeasureStatements(Measure measure)
+      : exact("statistics_exact_" + std::string(to_string(measure)),
+              [&](unsigned shape) { return exact_sql(shape, source_of(measure)); }),
+        exact_histogram(
+            "statistics_exact_histogram_" + std::string(to_string(measure)),
+            [&](unsigned shape) { return exact_histogram_sql(shape, source_of(measure)); }),
+        row_sketch("statistics_row_sketch_" + std::string(to_string(measure)),
+                   [&](unsigned shape) { return row_sketch_sql(shape, source_of(measure)); }) {}
+};
+const MeasureStatements& statements_of(Measure m) {
+  static const std::array<MeasureStatements, 3> kStatements = {
+      MeasureStatements(Measure::execution_time), MeasureStatements(Measure::queue_wait),
+      MeasureStatements(Measure::start_wait)};
+  switch (m) {
+    case Measure::queue_wait:
+      return kStatements[1];
+    case Measure::start_wait:
+      return kStatements[2];
+    default:
+      return kStatements[0];
+  }
+}
 
 // The filters of a request as statement parameters, and the shape they make.
 struct Filters {
@@ -299,7 +344,7 @@ struct Filters {
 };
 Filters filters_of(const StatisticsParams& p) {
   Filters f{array_literal(p.workflow_ids),
-            p.statuses.size() == 4 ? std::nullopt : array_literal(p.statuses)};
+            all_statuses(p) ? std::nullopt : array_literal(p.statuses)};
   f.shape = (f.workflows ? kWorkflows : 0u) | (f.statuses ? kStatuses : 0u);
   return f;
 }
@@ -311,12 +356,7 @@ std::string prepared(pqxx::transaction_base& tx, const ShapedStatement& statemen
   tx.conn().prepare(name, statement.text[shape]);
   return name;
 }
-std::string prepared(pqxx::transaction_base& tx, const std::string& name, const std::string& text) {
-  tx.conn().prepare(name, text);
-  return name;
-}
-
-double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+using detail::prepared;
 
 }  // namespace
 
@@ -419,7 +459,9 @@ std::uint64_t StatisticsQuery::bucket_count(const ResolvedRange& range) const {
 bool StatisticsQuery::sketch_allowed(const ResolvedRange& range) const {
   // Hourly pieces nest in tz hours, days and weeks only when tz is a whole number of hours
   // from UTC; otherwise only the rows can say which bucket a run belongs to.
-  return !is_time_grouping(params_.group_by) || range.tz_whole_hours;
+  // A measure without rollups is bucketed from its rows, in any tz.
+  return !is_time_grouping(params_.group_by) || range.tz_whole_hours ||
+         !has_rollups(params_.measure);
 }
 
 // The bounds of the pieces of [start_us, end_us) and the time unit, as statement parameters.
@@ -511,14 +553,28 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
                                                                          std::int64_t end_us,
                                                                          bool group) {
   const auto p = plan_pieces(range, start_us, end_us, group);
-  statement_ = kPieces.name.c_str();
-  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
-  auto result = tx_.exec_prepared(
-      prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
-      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0),
-      format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
-      params_.tz, std::to_string(limits_.max_rollup_rows + 1));
+  const auto result = [&] {
+    if (!has_rollups(params_.measure)) {
+      // From the rows, bucketed in the statement; any tz can cut them.
+      const auto& statement = statements_of(params_.measure).row_sketch;
+      statement_ = statement.name.c_str();
+      if (limits_.deadline) limits_.deadline->limit(tx_);
+      const auto unit = group ? trunc_unit(params_.group_by) : std::nullopt;
+      return tx_.exec_prepared(prepared(tx_, statement, f.shape), c_str(f.workflows),
+                               c_str(f.statuses), format_rfc3339_utc(start_us),
+                               format_rfc3339_utc(end_us), c_str(unit), params_.tz,
+                               std::string(to_string(group ? params_.group_by : GroupBy::none)),
+                               std::to_string(limits_.max_rollup_rows + 1));
+    }
+    statement_ = kPieces.name.c_str();
+    if (limits_.deadline) limits_.deadline->limit(tx_);
+    return tx_.exec_prepared(prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
+                             format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
+                             format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1),
+                             format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
+                             params_.tz, std::to_string(limits_.max_rollup_rows + 1));
+  }();
   if (result.size() > limits_.max_rollup_rows) {
     throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
                                 " rollup rows");
@@ -546,11 +602,12 @@ std::string StatisticsQuery::fractions_literal() const {
 std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us,
                                                            std::int64_t end_us) {
   const auto unit = trunc_unit(params_.group_by);
-  statement_ = kExact.name.c_str();
+  const auto& statement = statements_of(params_.measure).exact;
+  statement_ = statement.name.c_str();
   if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
   auto result =
-      tx_.exec_prepared(prepared(tx_, kExact, f.shape), c_str(f.workflows), c_str(f.statuses),
+      tx_.exec_prepared(prepared(tx_, statement, f.shape), c_str(f.workflows), c_str(f.statuses),
                         format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit),
                         params_.tz, std::string(to_string(params_.group_by)), fractions_literal());
   std::vector<StatisticsGroup> out;
@@ -626,8 +683,10 @@ std::vector<StatisticsGroup> StatisticsQuery::sketch_groups(std::vector<Accumula
 std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
                                                      std::int64_t start_us, std::int64_t end_us) {
   std::vector<StatisticsGroup> out;
-  const bool want_exact =
-      params_.exact.value_or(false) || !sketch_allowed(range) || method_ == StatisticsMethod::exact;
+  // Without rollups nothing is cheaper than the rows: unset means exact.
+  const bool rollups = has_rollups(params_.measure);
+  const bool want_exact = params_.exact.value_or(!rollups) || !sketch_allowed(range) ||
+                          method_ == StatisticsMethod::exact;
   if (want_exact) {
     method_ = StatisticsMethod::exact;
     out = exact_groups(start_us, end_us);
@@ -649,7 +708,7 @@ std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
 std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& range) {
   const auto& edges = histogram_edges();
   std::vector<std::uint64_t> counts(edges.size(), 0);  // counts[k]: [edges[k], edges[k+1])
-  bool exact = params_.exact.value_or(false);
+  bool exact = params_.exact.value_or(!has_rollups(params_.measure));
   std::vector<Accumulated> pieces;
   if (!exact) {
     pieces = sketch_pieces(range, range.start_us, range.end_us, false);
@@ -659,10 +718,11 @@ std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& ran
   }
   if (exact) {
     method_ = StatisticsMethod::exact;
-    statement_ = kExactHistogram.name.c_str();
+    const auto& statement = statements_of(params_.measure).exact_histogram;
+    statement_ = statement.name.c_str();
     if (limits_.deadline) limits_.deadline->limit(tx_);
     const auto f = filters_of(params_);
-    auto result = tx_.exec_prepared(prepared(tx_, kExactHistogram, f.shape), c_str(f.workflows),
+    auto result = tx_.exec_prepared(prepared(tx_, statement, f.shape), c_str(f.workflows),
                                     c_str(f.statuses), format_rfc3339_utc(range.start_us),
                                     format_rfc3339_utc(range.end_us), edges_literal());
     for (const auto& row : result) {

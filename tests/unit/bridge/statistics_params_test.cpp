@@ -195,3 +195,50 @@ TEST_CASE("the sketch reads Postgres's int4[][] text and answers small values ex
   CHECK_FALSE(s.add_pg_text("{{1,x}}"));
   CHECK(s.count() == 4);
 }
+
+TEST_CASE("queue-times measures the queue wait by default, or the time to start",
+          "[bridge][statistics]") {
+  auto r = parse_statistics_params("", StatisticsEndpoint::queue_times);
+  REQUIRE(r.ok());
+  CHECK(r.params.measure == Measure::queue_wait);
+  CHECK(r.params.statuses.size() == 4);
+  CHECK(all_statuses(r.params));
+  r = parse_statistics_params("measure=start_wait&group_by=workflow",
+                              StatisticsEndpoint::queue_times);
+  REQUIRE(r.ok());
+  CHECK(r.params.measure == Measure::start_wait);
+  CHECK(parse_statistics_params("measure=runtime", StatisticsEndpoint::queue_times)
+            .errors.front()
+            .parameter == "measure");
+  // Only queue-times knows it.
+  CHECK(bad("measure=queue_wait") == std::vector<std::string>{"measure"});
+  CHECK(parse_statistics_params("").params.measure == Measure::execution_time);
+}
+
+TEST_CASE("step-times takes exactly one workflow and the step statuses", "[bridge][statistics]") {
+  const std::string wf = std::string("workflow_id=") + kWorkflow;
+  auto r = parse_statistics_params(wf + "&status=failed", StatisticsEndpoint::step_times);
+  REQUIRE(r.ok());
+  CHECK(r.params.measure == Measure::step_duration);
+  CHECK(r.params.statuses == std::vector<std::string>{"failed"});
+  CHECK_FALSE(all_statuses(r.params));
+  r = parse_statistics_params(wf, StatisticsEndpoint::step_times);
+  CHECK(r.params.statuses == std::vector<std::string>{"succeeded", "failed"});
+  CHECK(all_statuses(r.params));
+  auto names = [](std::string_view q) {
+    std::vector<std::string> out;
+    for (const auto& e : parse_statistics_params(q, StatisticsEndpoint::step_times).errors) {
+      out.push_back(e.parameter);
+    }
+    return out;
+  };
+  using Names = std::vector<std::string>;
+  CHECK(names("") == Names{"workflow_id"});
+  CHECK(names(wf + "," + "7c9e6679-7425-40de-944b-e07fc1f90ae7") == Names{"workflow_id"});
+  CHECK(names(wf + "&status=timeout") == Names{"status"});
+  for (const char* other : {"percentiles=50", "group_by=day", "compare=previous", "limit=5",
+                            "cursor=x", "measure=queue_wait"}) {
+    INFO(other);
+    CHECK(names(wf + "&" + other).size() == 1);
+  }
+}

@@ -1,5 +1,5 @@
-// The statistics API client: GET /api/v1/statistics/execution-times[/histogram] with a bearer
-// token. Errors come back as StatisticsError with a `kind` the widgets turn into a message.
+// The statistics API client: GET /api/v1/statistics/execution-times[/histogram], queue-times
+// and step-times with a bearer token. Errors come back as StatisticsError with a `kind` the widgets turn into a message.
 
 /**
  * @typedef {object} StatisticsGroup
@@ -45,9 +45,38 @@
  * @property {boolean} [exact]
  * @property {number} [limit]
  * @property {string | null} [cursor]
+ * @property {'queue_wait' | 'start_wait'} [measure] queue-times only
+ */
+/**
+ * @typedef {object} StepTimes
+ * @property {string} step_id
+ * @property {string} step_type
+ * @property {number} count
+ * @property {number} failed rows whose last attempt failed
+ * @property {number} avg_ms
+ * @property {number} median_ms
+ * @property {number} p95_ms
+ * @property {number} p99_ms
+ * @property {number} total_ms
+ * @property {number} failure_ratio failed / count
+ * @property {number} mean_attempts
+ * @property {number | null} share the step's total / every step's
+ * @property {number | null} median_share the step's median / the sum of every step's median
+ */
+/**
+ * @typedef {object} StepBreakdown
+ * @property {object} filters
+ * @property {'ms'} unit
+ * @property {{method: 'exact' | 'sketch', max_relative_error: number}} [accuracy]
+ * @property {string | null} workflow_name
+ * @property {number} count
+ * @property {number} total_ms
+ * @property {StepTimes[]} steps by share, largest first
  */
 
 export const STATISTICS_PATH = '/api/v1/statistics/execution-times';
+export const QUEUE_PATH = '/api/v1/statistics/queue-times';
+export const STEPS_PATH = '/api/v1/statistics/step-times';
 
 /** @typedef {'unauthorized' | 'forbidden' | 'bad_request' | 'unavailable' | 'server' | 'network' | 'no_token'} ErrorKind */
 
@@ -85,6 +114,7 @@ export function queryString(q) {
   if (q.exact !== undefined) p.set('exact', String(q.exact));
   if (q.limit) p.set('limit', String(q.limit));
   if (q.cursor) p.set('cursor', q.cursor);
+  if (q.measure) p.set('measure', q.measure);
   return p.toString();
 }
 
@@ -110,6 +140,39 @@ async function errorFrom(res) {
   return new StatisticsError(kind, message, res.status, body.error);
 }
 
+const MAX_RETRIES_429 = 4;
+
+/**
+ * How long a 429 asks to wait: Retry-After in seconds, 1 s when absent, at most 5 s, with a
+ * little jitter so refused widgets do not come back all at once.
+ * @param {Response} res
+ */
+function retryAfterMs(res) {
+  const seconds = Number(res.headers.get('Retry-After'));
+  const base = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 5) * 1000 : 1000;
+  return base * (0.5 + Math.random() * 0.5);
+}
+
+/**
+ * Resolves after ms, or rejects with an AbortError when signal aborts first.
+ * @param {number} ms
+ * @param {AbortSignal} [signal]
+ */
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      clearTimeout(timer);
+      reject(new DOMException('aborted', 'AbortError'));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', abort);
+      resolve(undefined);
+    }, ms);
+    if (signal?.aborted) abort();
+    else signal?.addEventListener('abort', abort, { once: true });
+  });
+}
+
 /**
  * A client bound to one API base and token getter.
  * @param {object} options
@@ -133,11 +196,17 @@ export function createStatisticsClient({ apiBase, getToken, fetch: fetchImpl }) 
     const doFetch = fetchImpl ?? globalThis.fetch;
     /** @type {Response} */
     let res;
-    try {
-      res = await doFetch(`${base}${path}?${queryString(q)}`, { headers, signal });
-    } catch (e) {
-      if (/** @type {Error} */ (e)?.name === 'AbortError') throw e;
-      throw new StatisticsError('network', /** @type {Error} */ (e)?.message || 'network error');
+    // The API lets one caller run only a few requests at once (429 with Retry-After); a page of
+    // widgets asks for more, so a refused one waits as told and asks again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        res = await doFetch(`${base}${path}?${queryString(q)}`, { headers, signal });
+      } catch (e) {
+        if (/** @type {Error} */ (e)?.name === 'AbortError') throw e;
+        throw new StatisticsError('network', /** @type {Error} */ (e)?.message || 'network error');
+      }
+      if (res.status !== 429 || attempt >= MAX_RETRIES_429) break;
+      await pause(retryAfterMs(res), signal);
     }
     if (!res.ok) throw await errorFrom(res);
     try {
@@ -187,6 +256,28 @@ export function createStatisticsClient({ apiBase, getToken, fetch: fetchImpl }) 
      */
     histogram(q, signal) {
       return get(`${STATISTICS_PATH}/histogram`, q, signal);
+    },
+
+    /**
+     * Queue-wait statistics of the same shape as executionTimes (q.measure: queue_wait or
+     * start_wait).
+     * @param {StatisticsQuery} q
+     * @param {AbortSignal} [signal]
+     * @returns {Promise<ExecutionTimes>}
+     */
+    queueTimes(q, signal) {
+      return get(QUEUE_PATH, q, signal);
+    },
+
+    /**
+     * One workflow's steps (q.workflowId; q.status is the step's: succeeded or failed).
+     * @param {StatisticsQuery} q
+     * @param {AbortSignal} [signal]
+     * @returns {Promise<StepBreakdown>}
+     */
+    stepTimes(q, signal) {
+      const { start, end, tz, workflowId, status, exact } = q;
+      return get(STEPS_PATH, { start, end, tz, workflowId, status, exact }, signal);
     },
   };
 }

@@ -82,6 +82,16 @@ export function formatCount(n, locale) {
 }
 
 /**
+ * A ratio of 0..1 as a percentage with at most one decimal: "12.5 %", "0 %".
+ * @param {number | null | undefined} ratio
+ * @param {string} [locale]
+ */
+export function formatRatio(ratio, locale) {
+  if (ratio === null || ratio === undefined || !Number.isFinite(ratio)) return MISSING;
+  return `${new Intl.NumberFormat(locale, { maximumFractionDigits: 1 }).format(ratio * 100)} %`;
+}
+
+/**
  * A relative change against the previous period, in percent: "+12.5 %", "−3 %", "0 %".
  * @param {number | null | undefined} pct
  * @param {string} [locale]

@@ -184,6 +184,54 @@ function histogram(q) {
   return { filters: filters(q), unit: 'ms', buckets };
 }
 
+/** Queue waits: the same shape, shorter and spread like the runs' (a tenth plus a little). */
+function queueTimes(q) {
+  const workflows = q.workflows.map((w) => ({ ...w, base: w.base / 10 + 8 }));
+  const body = executionTimes({ ...q, workflows });
+  return { ...body, filters: { ...body.filters, measure: q.measure } };
+}
+
+const STEPS = [
+  { id: 'receive', type: 'webhook', share: 0.05, failing: 0 },
+  { id: 'fetch-order', type: 'http', share: 0.45, failing: 0.08 },
+  { id: 'transform', type: 'code', share: 0.15, failing: 0 },
+  { id: 'notify', type: 'http', share: 0.35, failing: 0.2 },
+];
+
+/** One workflow's steps, by share of its run time. */
+function stepTimes(q) {
+  const w = q.workflows.length === 1 ? q.workflows[0] : null;
+  const r = rng(`s|${q.start}|${q.end}|${w?.id}`);
+  const runs = w ? Math.round(w.rate * ((q.end - q.start) / HOUR) * (0.75 + r() * 0.5)) : 0;
+  const steps = runs
+    ? STEPS.map((s) => {
+        const failed = Math.round(runs * s.failing);
+        const median = round(w.base * s.share * (0.9 + r() * 0.2));
+        return {
+          step_id: s.id, step_type: s.type, count: runs, failed, avg_ms: round(median * 1.2), median_ms: median,
+          p95_ms: round(median * 3), p99_ms: round(median * 5), total_ms: round(median * 1.2 * runs),
+          failure_ratio: Math.round((failed / runs) * 1e6) / 1e6, mean_attempts: Math.round((1 + (4 * failed) / runs) * 1000) / 1000,
+        };
+      })
+    : [];
+  const total = steps.reduce((a, s) => a + s.total_ms, 0);
+  const medians = steps.reduce((a, s) => a + s.median_ms, 0);
+  for (const s of steps) {
+    s.share = Math.round((s.total_ms / total) * 1e6) / 1e6;
+    s.median_share = Math.round((s.median_ms / medians) * 1e6) / 1e6;
+  }
+  steps.sort((a, b) => b.total_ms - a.total_ms);
+  return {
+    filters: { workflow_id: w?.id ?? null, start: new Date(q.start).toISOString(), end: new Date(q.end).toISOString(), tz: q.tz, statuses: ['succeeded', 'failed'], exact: q.exact },
+    unit: 'ms',
+    accuracy: { method: 'exact', max_relative_error: 0 },
+    workflow_name: null,
+    count: steps.reduce((a, s) => a + s.count, 0),
+    total_ms: total,
+    steps,
+  };
+}
+
 function filters(q) {
   return {
     workflow_ids: q.workflowIds,
@@ -222,6 +270,7 @@ function parseQuery(url) {
     compare: p.get('compare') === 'previous',
     exact: p.has('exact') ? p.get('exact') === 'true' : null,
     limit: Number(p.get('limit') ?? 0),
+    measure: p.get('measure') ?? 'queue_wait',
     cursor: p.get('cursor'),
     workflowIds,
     workflows: workflowIds.length ? WORKFLOWS.filter((w) => workflowIds.includes(w.id)) : WORKFLOWS,
@@ -266,7 +315,13 @@ const server = createServer((req, res) => {
   if (path === '/healthz') return send(res, 200, 'ok\n');
   if (path === '/' || path === '/ui') return send(res, 301, '', { Location: '/ui/' });
   if (path.startsWith('/ui/')) return serveUi(path, res);
-  if (path === '/api/v1/statistics/execution-times' || path === '/api/v1/statistics/execution-times/histogram') {
+  const ROUTES = {
+    '/api/v1/statistics/execution-times': executionTimes,
+    '/api/v1/statistics/execution-times/histogram': histogram,
+    '/api/v1/statistics/queue-times': queueTimes,
+    '/api/v1/statistics/step-times': stepTimes,
+  };
+  if (Object.hasOwn(ROUTES, path)) {
     if (req.method !== 'GET') return send(res, 405, { error: 'method_not_allowed', message: 'use GET' });
     if (req.headers.authorization !== `Bearer ${token}`) {
       return send(res, 401, { error: 'unauthorized', message: 'a valid bearer token is required' }, { 'WWW-Authenticate': 'Bearer' });
@@ -274,7 +329,8 @@ const server = createServer((req, res) => {
     let body;
     try {
       const q = parseQuery(url);
-      body = path.endsWith('/histogram') ? histogram(q) : executionTimes(q);
+      if (path.endsWith('/step-times') && q.workflowIds.length !== 1) throw new BadRequest('workflow_id: exactly one');
+      body = ROUTES[path](q);
     } catch (e) {
       if (e instanceof BadRequest) return send(res, 400, { error: 'bad_request', message: e.message });
       throw e;

@@ -34,6 +34,8 @@ if (!existsSync(executablePath)) {
 
 const WIDGETS = ['summary', 'trend', 'histogram', 'workflow-table'];
 const STATS_PATH = '/api/v1/statistics/execution-times';
+const QUEUE_PATH = '/api/v1/statistics/queue-times';
+const STEPS_PATH = '/api/v1/statistics/step-times';
 
 // ---------------------------------------------------------------------------------------------
 // A tiny runner: each check gets a fresh browser context (fresh storage, so tokens do not leak).
@@ -79,7 +81,7 @@ async function open(ctx, withToken = token) {
   /** @type {{url: string, status: number}[]} */
   const requests = [];
   page.on('response', (r) => {
-    if (r.url().includes(STATS_PATH)) requests.push({ url: r.url(), status: r.status() });
+    if (r.url().includes('/api/v1/statistics/')) requests.push({ url: r.url(), status: r.status() });
   });
   const u = new URL(uiUrl);
   if (withToken) u.searchParams.set('token', withToken);
@@ -110,6 +112,76 @@ const isSummary = (u) => u.pathname.endsWith(STATS_PATH) && u.searchParams.get('
 const isTrend = (u) => u.pathname.endsWith(STATS_PATH) && ['hour', 'day'].includes(u.searchParams.get('group_by') ?? '');
 const isTable = (u) => u.pathname.endsWith(STATS_PATH) && u.searchParams.get('group_by') === 'workflow' && !u.searchParams.get('cursor');
 const isHistogram = (u) => u.pathname.endsWith(`${STATS_PATH}/histogram`);
+
+const isQueue = (u) => u.pathname.endsWith(QUEUE_PATH) && u.searchParams.get('group_by') === 'none';
+const isSteps = (u) => u.pathname.endsWith(STEPS_PATH);
+
+/** Waits until a widget has finished loading. */
+async function widgetSettled(page, name) {
+  await page.waitForFunction((n) => {
+    const el = document.querySelector(`[data-widget="${n}"]`);
+    return el && el.getAttribute('data-state') !== 'loading';
+  }, name, { timeout: TIMEOUT });
+}
+
+/** The summary's queue wait shows the median and p95 of queue-times for the same filters. */
+async function expectQueueMatches(page, requests) {
+  const summary = new URL(lastRequest(requests, isSummary));
+  const url = new URL(lastRequest(requests, isQueue));
+  for (const k of ['workflow_id', 'start_date', 'end_date', 'tz', 'status']) {
+    assert.equal(url.searchParams.get(k), summary.searchParams.get(k), `queue-times asks for the summary's ${k}`);
+  }
+  const { status, body } = await api(url.toString());
+  assert.equal(status, 200);
+  const g = body.groups[0];
+  await page.waitForFunction(() => document.querySelector('[data-queue-state]')?.getAttribute('data-queue-state') !== 'loading');
+  for (const key of ['median', 'p95']) {
+    const stat = page.locator(`[data-widget="summary"] [data-stat="queue_${key}"]`);
+    assert.equal(num(await stat.getAttribute('data-value')), g.count ? g[key] : null, `queue ${key}: raw value`);
+    assert.equal((await stat.locator('.value').textContent())?.trim(), formatDuration(g.count ? g[key] : null, LOCALE), `queue ${key}: shown`);
+  }
+  return body;
+}
+
+/** The step breakdown shows step-times' steps in its order, and the bar their median shares. */
+async function expectStepsMatch(page, requests, workflowId) {
+  await widgetSettled(page, 'steps');
+  const url = new URL(lastRequest(requests, isSteps));
+  assert.equal(url.searchParams.get('workflow_id'), workflowId);
+  const { status, body } = await api(url.toString());
+  assert.equal(status, 200);
+  if (!body.steps.length) {
+    assert.equal(await page.getAttribute('[data-widget="steps"]', 'data-state'), 'empty');
+    return body;
+  }
+  assert.equal(await page.getAttribute('[data-widget="steps"]', 'data-state'), 'ready');
+  const rows = page.locator('[data-widget="steps"] tbody tr');
+  assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-step-id'))), body.steps.map((s) => s.step_id), 'one row per step, by share');
+  for (const s of body.steps) {
+    const row = page.locator(`[data-widget="steps"] tr[data-step-id="${s.step_id}"]`);
+    assert.equal((await row.locator('td[data-column="type"]').textContent())?.trim(), s.step_type || '—');
+    for (const [column, key] of [['count', 'count'], ['median', 'median_ms'], ['p95', 'p95_ms'], ['failure_ratio', 'failure_ratio'], ['mean_attempts', 'mean_attempts']]) {
+      assert.equal(num(await row.locator(`td[data-column="${column}"]`).getAttribute('data-value')), s[key], `step ${s.step_id} ${key}`);
+    }
+    assert.equal((await row.locator('td[data-column="median"]').textContent())?.trim(), formatDuration(s.median_ms, LOCALE));
+    assert.equal((await row.locator('td[data-column="p95"]').textContent())?.trim(), formatDuration(s.p95_ms, LOCALE));
+    assert.equal(await row.locator('.mark').count(), s.failed > 0 ? 1 : 0, `step ${s.step_id}: failures marked`);
+    const segment = page.locator(`[data-testid="step-bar"] [data-step="${s.step_id}"]`);
+    if (s.median_share) {
+      assert.equal(num(await segment.getAttribute('data-share')), s.median_share, `bar ${s.step_id}`);
+      assert.equal(await segment.evaluate((el) => el.classList.contains('failed')), s.failed > 0);
+    } else {
+      assert.equal(await segment.count(), 0);
+    }
+  }
+  // The segments fill the bar in proportion to the shares.
+  const bar = await page.locator('[data-testid="step-bar"]').boundingBox();
+  const widths = await page.locator('[data-testid="step-bar"] .segment').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
+  const shares = body.steps.filter((s) => s.median_share).map((s) => s.median_share);
+  assert.ok(bar && bar.width > 0);
+  for (const [i, w] of widths.entries()) assert.ok(Math.abs(w / (bar.width - 2) - shares[i]) < 0.02, `segment ${i} width ${w} of ${bar.width}`);
+  return body;
+}
 
 const fmt = (key, v) => (key === 'count' ? formatCount(v, LOCALE) : formatDuration(v, LOCALE));
 const num = (s) => (s === '' || s === null ? null : Number(s));
@@ -269,6 +341,13 @@ check('changing the range refetches and redraws', async (ctx) => {
   await expectSummaryMatches(page, requests);
 });
 
+check('the summary shows the queue wait beside the run time', async (ctx) => {
+  const { page, requests } = await open(ctx);
+  await settled(page);
+  await expectQueueMatches(page, requests);
+  assert.equal(await page.locator('[data-widget="steps"]').count(), 0, 'no step breakdown without a workflow');
+});
+
 check('a bad token shows the error state', async (ctx) => {
   const bad = 'not-a-valid-token';
   const probe = await api(new URL(`${STATS_PATH}?start_date=2025-01-01T00:00:00Z&end_date=2025-01-02T00:00:00Z`, uiUrl).toString(), bad);
@@ -340,6 +419,12 @@ check('picking a workflow in the table focuses the page on it', async (ctx) => {
   assert.equal(await page.locator('[data-testid="selected-workflow"]').textContent(), id);
   assert.equal(await page.locator(`tr[data-workflow-id="${id}"] a`).getAttribute('aria-current'), 'true');
   await expectSummaryMatches(page, requests);
+  await expectQueueMatches(page, requests.slice(seen));
+  await expectStepsMatch(page, requests.slice(seen), id);
+  if (shotDir) {
+    mkdirSync(shotDir, { recursive: true });
+    await page.locator('[data-widget="steps"]').screenshot({ path: resolve(shotDir, 'ui-steps.png') });
+  }
 });
 
 for (const scheme of /** @type {const} */ (['light', 'dark'])) {

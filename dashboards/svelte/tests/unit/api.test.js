@@ -60,6 +60,18 @@ describe('createStatisticsClient', () => {
     expect(err).toMatchObject({ kind, status, message: 'the reason', code: 'x' });
   });
 
+  it('waits as a 429 says and asks again, then gives up with the error', async () => {
+    const busy = () => json(429, { error: 'too_many_requests', message: 'at most 4' });
+    const fetch = fakeFetch(busy, busy, { groups: [] });
+    const client = createStatisticsClient({ apiBase: 'https://stats.test', getToken: () => 't', fetch });
+    const started = Date.now();
+    await expect(client.executionTimes({ start: 'a', end: 'b' })).resolves.toEqual({ groups: [] });
+    expect(fetch).toHaveBeenCalledTimes(3);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900); // two waits of 0.5 to 1 s
+    const refused = createStatisticsClient({ apiBase: 'https://stats.test', getToken: () => 't', fetch: fakeFetch(busy) });
+    await expect(refused.executionTimes({ start: 'a', end: 'b' })).rejects.toMatchObject({ status: 429, code: 'too_many_requests' });
+  }, 20_000);
+
   it('turns a failed fetch into a network error', async () => {
     const fetch = fakeFetch(new TypeError('Failed to fetch'));
     const err = await createStatisticsClient({ apiBase: '', getToken: async () => 't', fetch }).executionTimes(q).catch((e) => e);

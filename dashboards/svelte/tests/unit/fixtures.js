@@ -83,3 +83,34 @@ export function fakeFetch(...answers) {
 
 /** A getToken that resolves to a fixed token. */
 export const getToken = async () => 'test-token';
+
+export const QUEUE = {
+  ...SUMMARY,
+  filters: { ...SUMMARY.filters, measure: 'queue_wait' },
+  accuracy: { method: 'exact', max_relative_error: 0 },
+  groups: [group({ count: 1234, avg: 95, min: 0, max: 60_000, median: 42, p95: 1800, p99: 9000 })],
+  previous: null,
+  change_percent: null,
+};
+
+/** @param {Partial<import('../../src/lib/api.js').StepTimes>} s */
+export function step(s) {
+  return {
+    step_id: 'step', step_type: 'http', count: 10, failed: 0, avg_ms: 1, median_ms: 1, p95_ms: 1, p99_ms: 1, total_ms: 10,
+    failure_ratio: 0, mean_attempts: 1, share: null, median_share: null, ...s,
+  };
+}
+
+export const STEPS = {
+  filters: { workflow_id: WF_A, start: RANGE.start, end: RANGE.end, tz: 'UTC', statuses: ['succeeded', 'failed'], exact: null },
+  unit: 'ms',
+  accuracy: { method: 'exact', max_relative_error: 0 },
+  workflow_name: 'order sync',
+  count: 30,
+  total_ms: 10_000,
+  steps: [
+    step({ step_id: 'notify', count: 10, failed: 3, median_ms: 600, p95_ms: 2500, total_ms: 6000, failure_ratio: 0.3, mean_attempts: 2.2, share: 0.6, median_share: 0.6 }),
+    step({ step_id: 'fetch', count: 10, median_ms: 350, p95_ms: 900, total_ms: 3500, share: 0.35, median_share: 0.35 }),
+    step({ step_id: 'transform', step_type: '', count: 10, median_ms: 50, p95_ms: 80, total_ms: 500, share: 0.05, median_share: 0.05 }),
+  ],
+};

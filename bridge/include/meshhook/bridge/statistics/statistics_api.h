@@ -1,8 +1,8 @@
 #pragma once
-// GET /api/v1/statistics/execution-times and .../histogram: parses the parameters, runs
-// StatisticsQuery as the caller (read-only transaction, request.jwt.claims set, role
-// meshhook_stats_reader) and answers JSON. Thread-safe: each request leases
-// its own connection from the pool.
+// GET /api/v1/statistics/execution-times, queue-times (each with .../histogram) and
+// step-times: parses the parameters, runs StatisticsQuery (or StepTimesQuery) as the caller
+// (read-only transaction, request.jwt.claims set, role meshhook_stats_reader) and answers JSON.
+// Thread-safe: each request leases its own connection from the pool.
 
 #include <cstdint>
 #include <pqxx/pqxx>
@@ -19,7 +19,9 @@
 namespace meshhook::bridge {
 
 struct StatisticsApiOptions {
-  std::string base_path = "/api/v1/statistics/execution-times";
+  /// The resources are root + /execution-times[/histogram], /queue-times[/histogram] and
+  /// /step-times.
+  std::string root = "/api/v1/statistics";
   std::uint64_t exact_max_rows = StatisticsQuery::kDefaultExactMaxRows;
   /// One deadline for all the statements of a request; past it the request answers 504.
   int request_timeout_ms = 5000;
@@ -50,8 +52,8 @@ class StatisticsApi {
   // follow get the time the deadline leaves.
   void act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims,
                      const RequestDeadline& deadline) const;
-  HttpResponse run(const HttpRequest& request, const TenantClaims& claims, bool histogram,
-                   const RequestDeadline& deadline);
+  HttpResponse run(const HttpRequest& request, const TenantClaims& claims,
+                   StatisticsEndpoint endpoint, bool histogram, const RequestDeadline& deadline);
 
   ConnectionPool& pool_;
   StatisticsApiOptions options_;

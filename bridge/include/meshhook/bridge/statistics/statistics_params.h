@@ -1,6 +1,7 @@
 #pragma once
-// The query parameters of GET /api/v1/statistics/execution-times (and /histogram), parsed
-// and checked without a database. Pure functions; thread-safe.
+// The query parameters of the statistics endpoints (execution-times and its /histogram,
+// queue-times and its /histogram, step-times), parsed and checked without a database. Pure
+// functions; thread-safe.
 
 #include <cstdint>
 #include <optional>
@@ -12,6 +13,14 @@ namespace meshhook::bridge {
 
 enum class GroupBy { none, workflow, status, hour, day, week };
 std::string_view to_string(GroupBy g) noexcept;
+
+/// Which endpoint the parameters are for; each knows its own parameters.
+enum class StatisticsEndpoint { execution_times, queue_times, step_times };
+
+/// What is measured, in milliseconds: a run's execution time, the sum of its jobs' queue waits,
+/// its first job's wait (the time to start), or a step's duration.
+enum class Measure { execution_time, queue_wait, start_wait, step_duration };
+std::string_view to_string(Measure m) noexcept;
 
 /// A bound of the date range as given: an instant (RFC 3339), a calendar date (midnight in
 /// tz, resolved by Postgres) or absent (end: now; start: end - 7 days).
@@ -32,7 +41,9 @@ struct StatisticsParams {
   DateBound start;
   DateBound end;
   std::string tz = "UTC";
-  std::vector<std::string> statuses;  // never empty: default every terminal status
+  Measure measure = Measure::execution_time;
+  std::vector<std::string> statuses;  // never empty: default every terminal status (of a step:
+                                      // succeeded, failed)
   std::vector<double> percentiles;    // as given (deduplicated, ascending); default 50,95,99
   GroupBy group_by = GroupBy::none;
   bool compare_previous = false;
@@ -52,9 +63,16 @@ struct StatisticsParamsResult {
   bool ok() const noexcept { return errors.empty(); }
 };
 
-/// Parses a query string (without '?'). Unknown parameters, repeated single-valued ones,
-/// bad values and overlong input are errors, each naming its parameter.
-StatisticsParamsResult parse_statistics_params(std::string_view query);
+/// Parses a query string (without '?') for endpoint. Unknown parameters (for that endpoint),
+/// repeated single-valued ones, bad values and overlong input are errors, each naming its
+/// parameter. queue-times adds measure (queue_wait, the default, or start_wait); step-times
+/// takes exactly one workflow_id, start_date, end_date, tz, status (of the step: succeeded,
+/// failed) and exact.
+StatisticsParamsResult parse_statistics_params(
+    std::string_view query, StatisticsEndpoint endpoint = StatisticsEndpoint::execution_times);
+
+/// Whether every status the endpoint knows is chosen (no status filter).
+bool all_statuses(const StatisticsParams& params) noexcept;
 
 /// The opaque cursor for the page that starts at offset.
 std::string encode_statistics_cursor(std::uint64_t offset);
