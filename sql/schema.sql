@@ -1733,26 +1733,30 @@ drop index execution_time_statistics_project_finished;
 alter index execution_time_statistics_project_finished_rows
     rename to execution_time_statistics_project_finished;
 
--- What is folded so far, under the compactor's lock so that no fold runs in between.
+-- What is folded so far, under the compactor's lock so that no fold runs in between; in key
+-- order, so that a workflow's range is a few adjacent pages, as in the per-status levels.
 select pg_advisory_xact_lock(hashtextextended('meshhook-stats compactor', 0));
 insert into execution_time_rollups_hourly_all_compacted
     (project_id, workflow_id, bucket_start, run_count, sum_ms, min_ms, max_ms, zero_count, sketch)
 select project_id, workflow_id, bucket_start, sum(run_count), sum(sum_ms), min(min_ms),
        max(max_ms), sum(zero_count), meshhook_stats_sketch_sum(sketch)
 from execution_time_rollups_compacted
-group by project_id, workflow_id, bucket_start;
+group by project_id, workflow_id, bucket_start
+order by workflow_id, bucket_start, project_id;
 insert into execution_time_rollups_daily_all_compacted
     (project_id, workflow_id, bucket_start, run_count, sum_ms, min_ms, max_ms, zero_count, sketch)
 select project_id, workflow_id, bucket_start, sum(run_count), sum(sum_ms), min(min_ms),
        max(max_ms), sum(zero_count), meshhook_stats_sketch_sum(sketch)
 from execution_time_rollups_daily_compacted
-group by project_id, workflow_id, bucket_start;
+group by project_id, workflow_id, bucket_start
+order by workflow_id, bucket_start, project_id;
 insert into execution_time_rollups_weekly_all_compacted
     (project_id, workflow_id, bucket_start, run_count, sum_ms, min_ms, max_ms, zero_count, sketch)
 select project_id, workflow_id, date_trunc('week', bucket_start, 'UTC'), sum(run_count),
        sum(sum_ms), min(min_ms), max(max_ms), sum(zero_count), meshhook_stats_sketch_sum(sketch)
 from execution_time_rollups_daily_all_compacted
-group by 1, 2, 3;
+group by 1, 2, 3
+order by 2, 3, 1;
 
 -- 0010's compactor, folding into the three new levels too. Their totals come from the round's
 -- hourly totals and their sketches from the round's (key, bucket) cells, each summed in one
@@ -2228,4 +2232,4 @@ insert into meshhook_stats_migrations (version, name, checksum) values
     (9, 'tenant_roles_read_rollup_parts', '6f7cb87e013248eae11179cf5eca51e082d13649d4a6555f5b763a47b8dec230'),
     (10, 'cheaper_single_run_capture', '7e77cdd764c0a389e7a1814d21bc0659fef33104c40b9c0152b39af9236f3035'),
     (11, 'queue_and_step_times', 'e379cefa4a75d9a8f2bd66085624ebb0597d7c037d7fe61d155cb6b66a589f54'),
-    (12, 'rollups_statuses_merged', 'd439f057c3859c671e5db491ac776d69e21e026509b4bcb7780cb563199bf5c4');
+    (12, 'rollups_statuses_merged', '3ce345044e7cfbe887130045910d7824dbf486f315d1699e3c2cd75f0ea7d0b0');

@@ -118,26 +118,30 @@ drop index execution_time_statistics_project_finished;
 alter index execution_time_statistics_project_finished_rows
     rename to execution_time_statistics_project_finished;
 
--- What is folded so far, under the compactor's lock so that no fold runs in between.
+-- What is folded so far, under the compactor's lock so that no fold runs in between; in key
+-- order, so that a workflow's range is a few adjacent pages, as in the per-status levels.
 select pg_advisory_xact_lock(hashtextextended('meshhook-stats compactor', 0));
 insert into execution_time_rollups_hourly_all_compacted
     (project_id, workflow_id, bucket_start, run_count, sum_ms, min_ms, max_ms, zero_count, sketch)
 select project_id, workflow_id, bucket_start, sum(run_count), sum(sum_ms), min(min_ms),
        max(max_ms), sum(zero_count), meshhook_stats_sketch_sum(sketch)
 from execution_time_rollups_compacted
-group by project_id, workflow_id, bucket_start;
+group by project_id, workflow_id, bucket_start
+order by workflow_id, bucket_start, project_id;
 insert into execution_time_rollups_daily_all_compacted
     (project_id, workflow_id, bucket_start, run_count, sum_ms, min_ms, max_ms, zero_count, sketch)
 select project_id, workflow_id, bucket_start, sum(run_count), sum(sum_ms), min(min_ms),
        max(max_ms), sum(zero_count), meshhook_stats_sketch_sum(sketch)
 from execution_time_rollups_daily_compacted
-group by project_id, workflow_id, bucket_start;
+group by project_id, workflow_id, bucket_start
+order by workflow_id, bucket_start, project_id;
 insert into execution_time_rollups_weekly_all_compacted
     (project_id, workflow_id, bucket_start, run_count, sum_ms, min_ms, max_ms, zero_count, sketch)
 select project_id, workflow_id, date_trunc('week', bucket_start, 'UTC'), sum(run_count),
        sum(sum_ms), min(min_ms), max(max_ms), sum(zero_count), meshhook_stats_sketch_sum(sketch)
 from execution_time_rollups_daily_all_compacted
-group by 1, 2, 3;
+group by 1, 2, 3
+order by 2, 3, 1;
 
 -- 0010's compactor, folding into the three new levels too. Their totals come from the round's
 -- hourly totals and their sketches from the round's (key, bucket) cells, each summed in one

@@ -127,8 +127,18 @@ std::string edges_literal() {
 // for every request of that shape, so each connection plans it once. An absent filter's
 // parameter is still referenced ("$1 is null", true) so that its type is known.
 // The rollup statements have one more: $2 null and no grouping by status reads the hourly,
-// daily and weekly levels with the statuses merged (migration 0012), a quarter of the rows.
-enum Shape : unsigned { kAll = 0, kWorkflows = 1, kStatuses = 2, kStatusesMerged = 4, kShapes = 8 };
+// daily and weekly levels with the statuses merged (migration 0012), a quarter of the rows,
+// and then whole weeks in the range add the weekly level's branches. Every branch costs its
+// executor start and its row level security check (a function call) even when it reads
+// nothing, so a range without a whole week does without them.
+enum Shape : unsigned {
+  kAll = 0,
+  kWorkflows = 1,
+  kStatuses = 2,
+  kStatusesMerged = 4,
+  kWeeks = 8,
+  kShapes = 16
+};
 
 std::string row_filter(unsigned shape) {
   return std::string(shape & kWorkflows ? "workflow_id = any($1::uuid[])" : "$1::uuid[] is null") +
@@ -221,7 +231,7 @@ std::string pieces_union(unsigned shape, const char* sketch, const char* w0, con
   const char* hourly =
       merged ? "execution_time_rollups_hourly_all_compacted" : "execution_time_rollups_compacted";
   std::string days;
-  if (merged) {
+  if (merged && (shape & kWeeks)) {
     days = rollup_branch(shape, "execution_time_rollups_daily_all_compacted", "$7", w0, sketch,
                          status) +
            " union all " +
@@ -232,7 +242,10 @@ std::string pieces_union(unsigned shape, const char* sketch, const char* w0, con
                          status);
   } else {
     // The week bounds are referenced (always true) so that their types are known.
-    days = rollup_branch(shape, "execution_time_rollups_daily_compacted", "$7", "$8", sketch) +
+    days = rollup_branch(shape,
+                         merged ? "execution_time_rollups_daily_all_compacted"
+                                : "execution_time_rollups_daily_compacted",
+                         "$7", "$8", sketch, status) +
            " and " + w0 + "::timestamptz <= " + w1 + "::timestamptz";
   }
   return "select * from (" + days + " union all " +
@@ -305,9 +318,10 @@ Filters filters_of(const StatisticsParams& p) {
 }
 
 // The shape of a rollup statement: the statuses merged when every status is asked for and
-// none is a group of its own.
-unsigned rollup_shape(const Filters& f, GroupBy g) {
-  return f.shape | (!(f.shape & kStatuses) && g != GroupBy::status ? kStatusesMerged : 0u);
+// none is a group of its own, and then the weekly level when the range holds a whole week.
+unsigned rollup_shape(const Filters& f, GroupBy g, std::int64_t w0, std::int64_t w1) {
+  if ((f.shape & kStatuses) || g == GroupBy::status) return f.shape;
+  return f.shape | kStatusesMerged | (w0 < w1 ? kWeeks : 0u);
 }
 
 // Registers the statement on this connection (a no-op once it is; Postgres prepares it on
@@ -536,7 +550,7 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
   if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
   auto result = tx_.exec_prepared(
-      prepared(tx_, kPieces, rollup_shape(f, group ? params_.group_by : GroupBy::none)),
+      prepared(tx_, kPieces, rollup_shape(f, group ? params_.group_by : GroupBy::none, p.w0, p.w1)),
       c_str(f.workflows), c_str(f.statuses), format_rfc3339_utc(start_us),
       format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1),
       format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit), params_.tz,
@@ -590,7 +604,7 @@ std::vector<StatisticsGroup> StatisticsQuery::auto_groups(const ResolvedRange& r
   if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
   auto result = tx_.exec_prepared(
-      prepared(tx_, kAuto, rollup_shape(f, params_.group_by)), c_str(f.workflows),
+      prepared(tx_, kAuto, rollup_shape(f, params_.group_by, p.w0, p.w1)), c_str(f.workflows),
       c_str(f.statuses), format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
       format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0),
       format_rfc3339_utc(p.d1), c_str(p.unit), params_.tz,
