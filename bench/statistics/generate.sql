@@ -41,4 +41,7 @@ alter table execution_time_statistics enable trigger execution_time_rollups_inse
 vacuum (analyze) execution_time_statistics;
 vacuum (analyze) execution_time_rollups_compacted;
 vacuum (analyze) execution_time_rollups_daily_compacted;
+vacuum (analyze) execution_time_rollups_hourly_all_compacted;
+vacuum (analyze) execution_time_rollups_daily_all_compacted;
+vacuum (analyze) execution_time_rollups_weekly_all_compacted;
 select count(*) as runs, count(distinct workflow_id) as workflows from execution_time_statistics;

@@ -34,25 +34,29 @@ namespace {
 
 constexpr const char* kOwner = "0b0b0b0b-0000-4000-8000-000000000001";
 
-// Rows that differ between a rollup table (or view) and the rows grouped by its bucket.
-long long mismatches(const TestDatabase& db, const std::string& table, const std::string& unit) {
+// Rows that differ between a rollup table (or view) and the rows grouped by its bucket (and
+// by status, unless the level merges the statuses).
+enum class Statuses { kEach, kMerged };
+long long mismatches(const TestDatabase& db, const std::string& table, const std::string& unit,
+                     Statuses statuses = Statuses::kEach) {
+  const std::string status = statuses == Statuses::kEach ? "status" : "''::text";
   const std::string rows =
-      "select project_id, workflow_id, status, b, sum(n)::bigint, sum(s)::numeric, min(lo),"
+      "select project_id, workflow_id, s0, b, sum(n)::bigint, sum(s)::numeric, min(lo),"
       " max(hi), coalesce(sum(n) filter (where i is null), 0)::bigint,"
       " coalesce(array_agg(array[i, n::int4] order by i) filter (where i is not null),"
       " '{}')::text"
-      " from (select project_id, workflow_id, status, date_trunc('" +
-      unit +
+      " from (select project_id, workflow_id, " +
+      status + " as s0, date_trunc('" + unit +
       "', finished_at, 'UTC') as b,"
       "       meshhook_stats_sketch_index(execution_time_ms) as i, count(*) as n,"
       "       sum(execution_time_ms) as s, min(execution_time_ms) as lo,"
       "       max(execution_time_ms) as hi"
       "       from execution_time_statistics group by 1, 2, 3, 4, 5) x"
       " group by 1, 2, 3, 4";
-  const std::string rollups =
-      "select project_id, workflow_id, status, bucket_start, run_count, sum_ms::numeric, min_ms,"
-      " max_ms, zero_count, sketch::text from " +
-      table;
+  const std::string rollups = "select project_id, workflow_id, " + status +
+                              ", bucket_start, run_count, sum_ms::numeric, min_ms,"
+                              " max_ms, zero_count, sketch::text from " +
+                              table;
   return db.scalar("select (select count(*) from (" + rows + " except " + rollups +
                    ") a) + (select count(*) from (" + rollups + " except " + rows + ") b)");
 }
@@ -236,6 +240,10 @@ TEST_CASE(
     if (round == 6) {
       CHECK(mismatches(db, "execution_time_rollups", "hour") == 0);
       CHECK(mismatches(db, "execution_time_rollups_daily", "day") == 0);
+      CHECK(mismatches(db, "execution_time_rollups_hourly_all", "hour", Statuses::kMerged) == 0);
+      CHECK(mismatches(db, "execution_time_rollups_hourly_all", "hour", Statuses::kMerged) == 0);
+      CHECK(mismatches(db, "execution_time_rollups_daily_all", "day", Statuses::kMerged) == 0);
+      CHECK(mismatches(db, "execution_time_rollups_weekly_all", "week", Statuses::kMerged) == 0);
     }
   }
   backfill.join();
@@ -254,12 +262,21 @@ TEST_CASE(
 
   CHECK(mismatches(db, "execution_time_rollups", "hour") == 0);
   CHECK(mismatches(db, "execution_time_rollups_daily", "day") == 0);
+  CHECK(mismatches(db, "execution_time_rollups_hourly_all", "hour", Statuses::kMerged) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_daily_all", "day", Statuses::kMerged) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_weekly_all", "week", Statuses::kMerged) == 0);
   CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") > 0);
   for (int i = 0; i < 100 && bridge::Compactor::compact_once(db.url(), 1000) > 0; ++i) {
   }
   CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") == 0);
   CHECK(mismatches(db, "execution_time_rollups_compacted", "hour") == 0);
   CHECK(mismatches(db, "execution_time_rollups_daily_compacted", "day") == 0);
+  CHECK(mismatches(db, "execution_time_rollups_hourly_all_compacted", "hour", Statuses::kMerged) ==
+        0);
+  CHECK(mismatches(db, "execution_time_rollups_daily_all_compacted", "day", Statuses::kMerged) ==
+        0);
+  CHECK(mismatches(db, "execution_time_rollups_weekly_all_compacted", "week", Statuses::kMerged) ==
+        0);
 
   // The endpoint, as the owner of every project: the sketch path's count, min, max and avg
   // come from the rollups and equal the rows; exact mode equals percentile_cont.
@@ -277,8 +294,9 @@ TEST_CASE(
     REQUIRE(response.status == 200);
     return json::parse(response.body);
   };
+  // Fifteen days always hold a whole UTC week, so the sketch reads the weekly level too.
   const std::string range =
-      "start_date=" + text(db, "select to_char(now() - interval '5 days', 'YYYY-MM-DD')") +
+      "start_date=" + text(db, "select to_char(now() - interval '12 days', 'YYYY-MM-DD')") +
       "&end_date=" + text(db, "select to_char(now() + interval '3 days', 'YYYY-MM-DD')") +
       "&group_by=workflow";
   const auto sketch = get(range + "&exact=false");

@@ -100,14 +100,26 @@ std::string edges_literal() {
 // rather than "$1 is null or ...", lets one prepared statement's generic plan use the index
 // for every request of that shape, so each connection plans it once. An absent filter's
 // parameter is still referenced ("$1 is null", true) so that its type is known.
-enum Shape : unsigned { kAll = 0, kWorkflows = 1, kStatuses = 2, kShapes = 4 };
+// The rollup statements have one more: $2 null and no grouping by status reads the hourly,
+// daily and weekly levels with the statuses merged (migration 0012), a quarter of the rows,
+// and then whole weeks in the range add the weekly level's branches. Every branch costs its
+// executor start and its row level security check (a function call) even when it reads
+// nothing, so a range without a whole week does without them.
+enum Shape : unsigned {
+  kAll = 0,
+  kWorkflows = 1,
+  kStatuses = 2,
+  kStatusesMerged = 4,
+  kWeeks = 8,
+  kShapes = 16
+};
 
 std::string row_filter(unsigned shape) {
   return std::string(shape & kWorkflows ? "workflow_id = any($1::uuid[])" : "$1::uuid[] is null") +
          " and " + (shape & kStatuses ? "status = any($2::text[])" : "$2::text[] is null");
 }
 
-// A statement in its four shapes: make(shape) builds the text; name() is the prepared name.
+// A statement in its shapes: make(shape) builds the text; name() is the prepared name.
 struct ShapedStatement {
   std::string name;
   std::array<std::string, kShapes> text;
@@ -166,12 +178,16 @@ std::string time_bucket(const char* column) { return time_bucket_of(column, "$9"
 // Pieces of the range [$3, $4): daily rollups for [$7, $8), hourly for [$5, $7) and
 // [$8, $6), rows for [$3, $5) and [$6, $4), and the deltas not yet compacted for every hour
 // of [$5, $6). One statement, so one snapshot: a delta is either still pending or already in
-// the compacted rollups, never both. Every branch is one index range.
+// the compacted rollups, never both. Every branch is one index range. With the statuses merged
+// the hours, days and weeks come from the levels of every status (status null). The last
+// column is the days a row stands for in statistics.max_rollup_rows: a weekly row counts as its
+// seven, so that the weekly level makes a request faster, never decides whether it is answered.
 std::string rollup_branch(unsigned shape, const char* table, const char* from, const char* to,
-                          const char* sketch = "sketch::text") {
-  return std::string("select workflow_id::text, status, ") + time_bucket("bucket_start") +
-         ", run_count, sum_ms, min_ms, max_ms, zero_count, " + sketch + " from " + table +
-         " where " + row_filter(shape) + " and bucket_start >= " + from +
+                          const char* sketch = "sketch::text", const char* status = "status",
+                          const char* days = "1") {
+  return std::string("select workflow_id::text, ") + status + ", " + time_bucket("bucket_start") +
+         ", run_count, sum_ms, min_ms, max_ms, zero_count, " + sketch + ", " + days +
+         " as days from " + table + " where " + row_filter(shape) + " and bucket_start >= " + from +
          "::timestamptz and bucket_start < " + to + "::timestamptz";
 }
 // The runs of a request's filters and range [from, to): the stored rows, and the captured
@@ -198,7 +214,7 @@ std::string runs_of(unsigned shape, const char* from, const char* to) {
 }
 std::string row_branch(unsigned shape, const char* from, const char* to) {
   return "select workflow_id::text, status, " + time_bucket("finished_at") +
-         ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null"
+         ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null, 1 as days"
          " from execution_time_statistics where " +
          row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
          to + "::timestamptz";
@@ -207,24 +223,46 @@ std::string row_branch(unsigned shape, const char* from, const char* to) {
 // the range they fall.
 std::string captured_branch(unsigned shape, const char* from, const char* to) {
   return "select workflow_id::text, status, " + time_bucket("finished_at") +
-         ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null from (" +
+         ", 1, execution_time_ms, execution_time_ms, execution_time_ms, 0, null, 1 as days from (" +
          captured_runs(shape, from, to) + ") as captured";
 }
 // $11: at most this many rows (one more than a request may read, to tell it went over).
-std::string pieces_union(unsigned shape, const char* sketch) {
-  return "select * from (" +
-         rollup_branch(shape, "execution_time_rollups_daily_compacted", "$7", "$8", sketch) +
-         " union all " +
-         rollup_branch(shape, "execution_time_rollups_compacted", "$5", "$7", sketch) +
-         " union all " +
-         rollup_branch(shape, "execution_time_rollups_compacted", "$8", "$6", sketch) +
-         " union all " + rollup_branch(shape, "execution_time_rollup_deltas", "$5", "$6", sketch) +
-         " union all " + row_branch(shape, "$3", "$5") + " union all " +
-         row_branch(shape, "$6", "$4") + " union all " + captured_branch(shape, "$3", "$4") +
-         ") as pieces limit $11::bigint";
+// w0, w1: whole UTC weeks inside the days, read from the weekly level when the statuses are
+// merged (days [$7, w0) and [w1, $8) around them); w0 = w1 when no week is read.
+std::string pieces_union(unsigned shape, const char* sketch, const char* w0, const char* w1) {
+  const bool merged = shape & kStatusesMerged;
+  const char* status = merged ? "null::text" : "status";
+  const char* hourly =
+      merged ? "execution_time_rollups_hourly_all_compacted" : "execution_time_rollups_compacted";
+  std::string days;
+  if (merged && (shape & kWeeks)) {
+    days = rollup_branch(shape, "execution_time_rollups_daily_all_compacted", "$7", w0, sketch,
+                         status) +
+           " union all " +
+           rollup_branch(shape, "execution_time_rollups_weekly_all_compacted", w0, w1, sketch,
+                         status, "7") +
+           " union all " +
+           rollup_branch(shape, "execution_time_rollups_daily_all_compacted", w1, "$8", sketch,
+                         status);
+  } else {
+    // The week bounds are referenced (always true) so that their types are known.
+    days = rollup_branch(shape,
+                         merged ? "execution_time_rollups_daily_all_compacted"
+                                : "execution_time_rollups_daily_compacted",
+                         "$7", "$8", sketch, status) +
+           " and " + w0 + "::timestamptz <= " + w1 + "::timestamptz";
+  }
+  return "select * from (" + days + " union all " +
+         rollup_branch(shape, hourly, "$5", "$7", sketch, status) + " union all " +
+         rollup_branch(shape, hourly, "$8", "$6", sketch, status) + " union all " +
+         rollup_branch(shape, "execution_time_rollup_deltas", "$5", "$6", sketch) + " union all " +
+         row_branch(shape, "$3", "$5") + " union all " + row_branch(shape, "$6", "$4") +
+         " union all " + captured_branch(shape, "$3", "$4") + ") as pieces limit $11::bigint";
 }
-const ShapedStatement kPieces("statistics_sketch_pieces",
-                              [](unsigned shape) { return pieces_union(shape, "sketch::text"); });
+// $12, $13: the weeks.
+const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
+  return pieces_union(shape, "sketch::text", "$12", "$13");
+});
 
 // Where a measure's rows are: the table and the column of milliseconds. Only execution times
 // have rollups; the other measures are answered from their rows.
@@ -272,17 +310,17 @@ std::string exact_select(unsigned shape, MeasureSource m, const std::string& u,
 }
 
 // Pieces and rows in one statement, one snapshot: when the pieces count at most $12 runs (and
-// are at most $13 rows) the exact answer from the rows ('e' rows), else the pieces ('p' rows).
-// The condition is a one-time filter: the branch not taken reads nothing. $14 group_by,
-// $15 fractions; the rest as kPieces.
+// stand for at most $13 rollup rows) the exact answer from the rows ('e' rows), else the pieces
+// ('p' rows). The condition is a one-time filter: the branch not taken reads nothing. $14 group_by,
+// $15 fractions, $16 and $17 the weeks; the rest as kPieces.
 const ShapedStatement kAuto("statistics_auto", [](unsigned shape) {
-  return "with pieces as materialized (" + pieces_union(shape, "sketch") +
-         "), total as (select coalesce(sum(run_count), 0) <= $12::bigint and count(*) <= "
-         "$13::bigint as exact from pieces)"
+  return "with pieces as materialized (" + pieces_union(shape, "sketch", "$16", "$17") +
+         "), total as (select coalesce(sum(run_count), 0) <= $12::bigint and "
+         "coalesce(sum(days), 0) <= $13::bigint as exact from pieces)"
          " select 'p'::text, *, null::float8[] from pieces where not (select exact from total)"
          " union all select 'e'::text, " +
          exact_select(shape, source_of(Measure::execution_time), "$9", "$10", "$14", "$15",
-                      "null::bigint, null::int4[], ") +
+                      "null::bigint, null::int4[], null::int, ") +
          " and (select exact from total) group by 2, 3, 4";
 });
 
@@ -347,6 +385,13 @@ Filters filters_of(const StatisticsParams& p) {
             all_statuses(p) ? std::nullopt : array_literal(p.statuses)};
   f.shape = (f.workflows ? kWorkflows : 0u) | (f.statuses ? kStatuses : 0u);
   return f;
+}
+
+// The shape of a rollup statement: the statuses merged when every status is asked for and
+// none is a group of its own, and then the weekly level when the range holds a whole week.
+unsigned rollup_shape(const Filters& f, GroupBy g, std::int64_t w0, std::int64_t w1) {
+  if ((f.shape & kStatuses) || g == GroupBy::status) return f.shape;
+  return f.shape | kStatusesMerged | (w0 < w1 ? kWeeks : 0u);
 }
 
 // Registers the statement on this connection (a no-op once it is; Postgres prepares it on
@@ -466,7 +511,7 @@ bool StatisticsQuery::sketch_allowed(const ResolvedRange& range) const {
 
 // The bounds of the pieces of [start_us, end_us) and the time unit, as statement parameters.
 struct StatisticsQuery::PiecesPlan {
-  std::int64_t h0, h1, d0, d1;
+  std::int64_t h0, h1, d0, d1, w0, w1;
   std::optional<std::string> unit;
   bool time_group;
 };
@@ -484,6 +529,11 @@ StatisticsQuery::PiecesPlan StatisticsQuery::plan_pieces(const ResolvedRange& ra
   p.d0 = ceil_to(p.h0, kDayUs);
   p.d1 = floor_to(p.h1, kDayUs);
   if (!daily || p.d0 >= p.d1) p.d0 = p.d1 = p.h0;
+  // Weeks (UTC, from Monday: 1970-01-05 was one) serve sums that no time grouping cuts.
+  constexpr std::int64_t kWeekUs = 7 * kDayUs, kMondayUs = 4 * kDayUs;
+  p.w0 = ceil_to(p.d0 - kMondayUs, kWeekUs) + kMondayUs;
+  p.w1 = floor_to(p.d1 - kMondayUs, kWeekUs) + kMondayUs;
+  if (p.time_group || p.w0 >= p.w1) p.w0 = p.w1 = p.d0;
   p.unit = p.time_group ? trunc_unit(params_.group_by) : std::nullopt;
   return p;
 }
@@ -518,6 +568,16 @@ void add_piece(std::map<PieceKey, Accumulated>& by_key, const pqxx::row& row, in
   } else {
     acc.sketch.add_zeros(static_cast<std::uint64_t>(as_int64(row[at + 7])));
     acc.sketch.add_pg_text(std::string_view(row[at + 8].c_str(), row[at + 8].size()));
+  }
+}
+
+// The rollup rows the pieces stand for (their last column, from `at` on: a weekly row counts
+// its seven days) against statistics.max_rollup_rows.
+void check_rollup_rows(const pqxx::result& pieces, int at, std::uint64_t max_rollup_rows) {
+  std::uint64_t rows = 0;
+  for (const auto& row : pieces) rows += static_cast<std::uint64_t>(as_int64(row[at + 9]));
+  if (rows > max_rollup_rows) {
+    throw StatisticsTooMuchData("more than " + std::to_string(max_rollup_rows) + " rollup rows");
   }
 }
 
@@ -569,13 +629,18 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
     }
     statement_ = kPieces.name.c_str();
     if (limits_.deadline) limits_.deadline->limit(tx_);
-    return tx_.exec_prepared(prepared(tx_, kPieces, f.shape), c_str(f.workflows), c_str(f.statuses),
-                             format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
-                             format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1),
-                             format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
-                             params_.tz, std::to_string(limits_.max_rollup_rows + 1));
+    return tx_.exec_prepared(
+        prepared(tx_, kPieces,
+                 rollup_shape(f, group ? params_.group_by : GroupBy::none, p.w0, p.w1)),
+        c_str(f.workflows), c_str(f.statuses), format_rfc3339_utc(start_us),
+        format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1),
+        format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit), params_.tz,
+        std::to_string(limits_.max_rollup_rows + 1), format_rfc3339_utc(p.w0),
+        format_rfc3339_utc(p.w1));
   }();
-  if (result.size() > limits_.max_rollup_rows) {
+  if (has_rollups(params_.measure)) {
+    check_rollup_rows(result, 0, limits_.max_rollup_rows);
+  } else if (result.size() > limits_.max_rollup_rows) {
     throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
                                 " rollup rows");
   }
@@ -627,27 +692,25 @@ std::vector<StatisticsGroup> StatisticsQuery::auto_groups(const ResolvedRange& r
   if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
   auto result = tx_.exec_prepared(
-      prepared(tx_, kAuto, f.shape), c_str(f.workflows), c_str(f.statuses),
-      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0),
-      format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
-      params_.tz, std::to_string(limits_.max_rollup_rows + 1), std::to_string(exact_max_rows_),
+      prepared(tx_, kAuto, rollup_shape(f, params_.group_by, p.w0, p.w1)), c_str(f.workflows),
+      c_str(f.statuses), format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
+      format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0),
+      format_rfc3339_utc(p.d1), c_str(p.unit), params_.tz,
+      std::to_string(limits_.max_rollup_rows + 1), std::to_string(exact_max_rows_),
       std::to_string(limits_.max_rollup_rows), std::string(to_string(params_.group_by)),
-      fractions_literal());
+      fractions_literal(), format_rfc3339_utc(p.w0), format_rfc3339_utc(p.w1));
   // No rows: the pieces counted no runs, so the (empty) answer is exact.
   if (result.empty() || std::string_view(result[0][0].c_str()) == "e") {
     method_ = StatisticsMethod::exact;
     std::vector<StatisticsGroup> out;
     for (const auto& row : result) {
-      out.push_back(exact_group(row, 1, 10));
+      out.push_back(exact_group(row, 1, 11));
       out.back().percentiles.resize(fractions_.size());
     }
     sort_groups(out);
     return out;
   }
-  if (result.size() > limits_.max_rollup_rows) {
-    throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
-                                " rollup rows");
-  }
+  check_rollup_rows(result, 1, limits_.max_rollup_rows);
   method_ = StatisticsMethod::sketch;
   std::map<PieceKey, Accumulated> by_key;
   for (const auto& row : result) add_piece(by_key, row, 1, params_.group_by, p.time_group);
