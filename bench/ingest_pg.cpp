@@ -8,8 +8,11 @@
 // Usage:
 //   ingest_pg --url postgresql://user@host:port/db [--runs N] [--span-hours H] [--threads T]
 //             [--batch B] [--writer-batch R] [--compactor-interval-ms M]
-//             [--compactor-batch D] [--spool DIR]
+//             [--compactor-batch D] [--spool DIR] [--login superuser|owner]
+// --login owner: the daemon's usual login (owns the tables, not a superuser, so row level
+// security applies to it and the writer takes its staged path); default: the URL's login.
 // Creates (and drops) its own databases on that server.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,12 +20,17 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <pqxx/pqxx>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "detail/run_copy.h"
 #include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/storage/batch_writer.h"
 #include "meshhook/bridge/storage/compactor.h"
@@ -60,6 +68,36 @@ struct Database {
   }
 };
 
+// The daemon's usual login: not a superuser, owner of the tables it migrated, with their row
+// level security forced on it too (the writer then takes its staged path). Dropped at exit.
+struct OwnerLogin {
+  std::string server, name;
+  explicit OwnerLogin(std::string s) : server(std::move(s)) {
+    name = "mhs_bench_owner_" + std::to_string(::getpid());
+    pqxx::connection c(server);
+    pqxx::nontransaction tx(c);
+    tx.exec("create role " + tx.quote_name(name) + " login createrole nosuperuser nobypassrls");
+  }
+  ~OwnerLogin() {
+    try {
+      pqxx::connection c(server);
+      pqxx::nontransaction tx(c);
+      tx.exec("drop role if exists " + tx.quote_name(name));
+    } catch (...) {
+    }
+  }
+  void own(const Database& db) const {
+    pqxx::connection c(db.server);
+    pqxx::nontransaction tx(c);
+    tx.exec("alter database " + tx.quote_name(db.name) + " owner to " + tx.quote_name(name));
+  }
+  std::string url(const std::string& database_url) const {
+    auto start = database_url.find("://") + 3;
+    auto at = database_url.find('@', start);
+    return database_url.substr(0, start) + name + database_url.substr(at);
+  }
+};
+
 std::vector<bridge::RunEvent> make_events(std::size_t n, double span_hours) {
   std::mt19937_64 rng(42);
   std::vector<bridge::Uuid> workflows(1000), projects(100);
@@ -89,18 +127,82 @@ std::vector<bridge::RunEvent> make_events(std::size_t n, double span_hours) {
   return out;
 }
 
+// CPU seconds (user + system) of the whole Postgres server on this machine: the postmaster,
+// its live children, and the children it has reaped (backends that ended). Loopback only.
+struct ServerCpu {
+  int postmaster = 0;
+  static double ticks_of(const std::string& stat_path, bool children) {
+    std::ifstream in(stat_path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close = text.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(text.substr(close + 2));
+    std::vector<std::string> f((std::istream_iterator<std::string>(fields)),
+                               std::istream_iterator<std::string>());
+    // After "(comm) ": state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    if (f.size() < 15) return 0;
+    double t = std::stod(f[11]) + std::stod(f[12]);
+    if (children) t += std::stod(f[13]) + std::stod(f[14]);
+    return t;
+  }
+  explicit ServerCpu(const std::string& url) {
+    pqxx::connection c(url);
+    pqxx::nontransaction tx(c);
+    int backend = tx.exec1("select pg_backend_pid()")[0].as<int>();
+    std::ifstream status("/proc/" + std::to_string(backend) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("PPid:")) postmaster = std::stoi(line.substr(5));
+    }
+  }
+  double seconds() const {
+    if (postmaster == 0) return 0;
+    double ticks = ticks_of("/proc/" + std::to_string(postmaster) + "/stat", true);
+    std::ifstream children("/proc/" + std::to_string(postmaster) + "/task/" +
+                           std::to_string(postmaster) + "/children");
+    for (int pid; children >> pid;)
+      ticks += ticks_of("/proc/" + std::to_string(pid) + "/stat", false);
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+};
+
+double client_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+struct Cost {
+  double wall_s = 0, server_cpu_s = 0, client_cpu_s = 0;
+};
+
 // The ceiling: the rows COPYed in the writer's batch size into the migrated table, its
-// triggers disabled (same table, same indexes, same constraints).
-double raw_copy(const std::string& server, const std::vector<bridge::RunEvent>& events,
-                std::size_t chunk) {
+// triggers disabled (same table, same indexes, same constraints); in text (as libpqxx streams)
+// or in the binary format the writer sends.
+Cost raw_copy(const std::string& server, const std::vector<bridge::RunEvent>& events,
+              std::size_t chunk, bool binary) {
   Database db(server, "mhs_bench_copy_" + std::to_string(::getpid()));
   bridge::migrate(db.url);
-  pqxx::connection c(db.url);
+  bridge::detail::CopyConnection c(db.url);
   {
     pqxx::nontransaction tx(c);
     tx.exec("alter table execution_time_statistics disable trigger user");
   }
+  ServerCpu server_cpu(db.url);
+  double server0 = server_cpu.seconds(), client0 = client_cpu_seconds();
   auto start = Clock::now();
+  if (binary) {
+    std::string data;
+    for (std::size_t i = 0; i < events.size(); i += chunk) {
+      pqxx::work tx(c);
+      data.clear();
+      bridge::detail::encode_runs(events, i, std::min(events.size(), i + chunk), data);
+      bridge::detail::copy_binary(tx, c, bridge::detail::kCopyRunsBinary, data);
+      tx.commit();
+    }
+    return {std::chrono::duration<double>(Clock::now() - start).count(),
+            server_cpu.seconds() - server0, client_cpu_seconds() - client0};
+  }
   std::string run(36, '\0'), project(36, '\0'), workflow(36, '\0');
   for (std::size_t i = 0; i < events.size(); i += chunk) {
     pqxx::work tx(c);
@@ -121,7 +223,8 @@ double raw_copy(const std::string& server, const std::vector<bridge::RunEvent>& 
     copy.complete();
     tx.commit();
   }
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  return {std::chrono::duration<double>(Clock::now() - start).count(),
+          server_cpu.seconds() - server0, client_cpu_seconds() - client0};
 }
 
 double percentile(std::vector<double> v, double q) {
@@ -182,6 +285,7 @@ int main(int argc, char** argv) {
   std::string url;
   std::size_t runs = 1'000'000, threads = 8, batch = 1000, writer_batch = 20000;
   double span_hours = 1;
+  bool as_owner = false;
   int compactor_interval_ms = 1000, compactor_batch = 20000;
   std::string spool_dir = std::filesystem::temp_directory_path() /
                           ("meshhook-bench-spool-" + std::to_string(::getpid()));
@@ -205,24 +309,42 @@ int main(int argc, char** argv) {
       compactor_batch = std::stoi(value);
     else if (flag == "--spool")
       spool_dir = value;
+    else if (flag == "--login")
+      as_owner = value == "owner";
   }
   if (url.empty()) {
     std::fprintf(stderr,
                  "usage: ingest_pg --url URL [--runs N] [--span-hours H] [--threads T] "
                  "[--batch B] [--writer-batch R] [--compactor-interval-ms M] "
-                 "[--compactor-batch D] [--spool DIR]\n");
+                 "[--compactor-batch D] [--spool DIR] [--login superuser|owner]\n");
     return 2;
   }
   auto events = make_events(runs, span_hours);
   std::printf("%zu runs of 1000 workflows, 100 tenants, finishing over %.2f h\n", runs, span_hours);
 
-  double copy_s = raw_copy(url, events, writer_batch);
-  std::printf(
-      "ceiling: COPY into execution_time_statistics, same indexes, no triggers, %zu-row"
-      " transactions: %zu rows in %.2f s = %.0f rows/s\n",
-      writer_batch, runs, copy_s, static_cast<double>(runs) / copy_s);
+  // Both ceilings, and the CPU they cost: on a shared machine the rates move with the load,
+  // the CPU seconds much less.
+  Cost text = raw_copy(url, events, writer_batch, false);
+  Cost binary = raw_copy(url, events, writer_batch, true);
+  for (const auto& [what, c] : {std::pair{"text", text}, std::pair{"binary", binary}}) {
+    std::printf(
+        "ceiling (%s): COPY into execution_time_statistics, same indexes, no triggers, %zu-row"
+        " transactions: %zu rows in %.2f s = %.0f rows/s; CPU: server %.2f s, client %.2f s\n",
+        what, writer_batch, runs, c.wall_s, static_cast<double>(runs) / c.wall_s, c.server_cpu_s,
+        c.client_cpu_s);
+  }
+  const double copy_s = text.wall_s;
+  ServerCpu server_cpu(url);
 
+  std::optional<OwnerLogin> owner;
+  if (as_owner) owner.emplace(url);
   Database db(url, "mhs_bench_ingest_" + std::to_string(::getpid()));
+  if (owner) {
+    owner->own(db);
+    db.url = owner->url(db.url);
+    std::printf("writer, compactor and migrations as %s: owner, not a superuser, RLS forced\n",
+                owner->name.c_str());
+  }
   bridge::migrate(db.url);
   std::filesystem::remove_all(spool_dir);
   {
@@ -246,6 +368,7 @@ int main(int argc, char** argv) {
 
     std::atomic<std::size_t> next{0};
     std::atomic<std::size_t> refused{0};
+    double server0 = server_cpu.seconds(), client0 = client_cpu_seconds();
     auto start = Clock::now();
     std::vector<std::thread> producers;
     for (std::size_t t = 0; t < threads; ++t) {
@@ -267,6 +390,7 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     double total_s = std::chrono::duration<double>(Clock::now() - start).count();
+    Cost committed{total_s, server_cpu.seconds() - server0, client_cpu_seconds() - client0};
     writer.stop();
     {  // until the compactor has folded every delta
       pqxx::connection c(db.url);
@@ -279,6 +403,7 @@ int main(int argc, char** argv) {
       }
     }
     double compacted_s = std::chrono::duration<double>(Clock::now() - start).count();
+    Cost compacted{compacted_s, server_cpu.seconds() - server0, client_cpu_seconds() - client0};
     auto lag_samples = lag.finish();
     compactor.stop();
     std::printf("spool accept (durable, %zu threads x %zu-run batches): %.0f runs/s\n", threads,
@@ -288,6 +413,16 @@ int main(int argc, char** argv) {
         " (%.0f%% of the ceiling)%s\n",
         runs, total_s, static_cast<double>(runs) / total_s, 100.0 * copy_s / total_s,
         refused ? " [some refused: spool full]" : "");
+    std::printf("  = %.0f%% of the binary ceiling's rate\n", 100.0 * binary.wall_s / total_s);
+    std::printf(
+        "CPU until all committed: server %.2f s, client %.2f s (binary ceiling: %.0f%% of it);"
+        " until all compacted: server %.2f s, client %.2f s (binary ceiling: %.0f%% of it)\n",
+        committed.server_cpu_s, committed.client_cpu_s,
+        100.0 * (binary.server_cpu_s + binary.client_cpu_s) /
+            (committed.server_cpu_s + committed.client_cpu_s),
+        compacted.server_cpu_s, compacted.client_cpu_s,
+        100.0 * (binary.server_cpu_s + binary.client_cpu_s) /
+            (compacted.server_cpu_s + compacted.client_cpu_s));
     std::printf(
         "compactor (interval %d ms, up to %d deltas a round): %llu deltas folded, all compacted"
         " %.2f s after the start; oldest pending delta, sampled every 100 ms: p50 %.2f s, p99"
@@ -297,6 +432,9 @@ int main(int argc, char** argv) {
         percentile(lag_samples, 0.5), percentile(lag_samples, 0.99),
         lag_samples.empty() ? 0.0 : *std::max_element(lag_samples.begin(), lag_samples.end()),
         lag_samples.size());
+    std::printf("writer batches: %llu direct (binary COPY into the table), %llu staged\n",
+                static_cast<unsigned long long>(writer.direct_batches()),
+                static_cast<unsigned long long>(writer.staged_batches()));
     std::printf("rollup tables after the load:\n");
     print_rollup_tables(db.url);
   }

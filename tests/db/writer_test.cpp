@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -256,6 +257,188 @@ TEST_CASE("writer stores a batch exactly once even when it is replayed", "[db][w
     CHECK(db.scalar("select count(*) from execution_time_statistics") == 2500);
   }
   CHECK(db.scalar("select count(distinct run_id) from execution_time_statistics") == 2500);
+}
+
+static double path_batches(meshhook::exporter::Registry& registry, const std::string& path) {
+  for (const auto& family : registry.collect()) {
+    if (family.name != "meshhook_stats_write_path_batches_total") continue;
+    for (const auto& series : family.series) {
+      if (series.label_values == std::vector<std::string>{path}) return series.value;
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("writer copies a batch straight into the table when none of its runs is stored",
+          "[db][writer]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestDatabase db(server);
+  bridge::migrate(db.url());
+  TempDir dir;
+  bridge::Spool spool(spool_options(dir));
+  meshhook::exporter::Registry registry;
+  bridge::BatchWriter writer(spool, writer_options(db.url()), registry);
+  std::vector<bridge::RunEvent> events;
+  for (std::uint32_t i = 0; i < 300; ++i) {
+    events.push_back(event(i, 1000 + i));
+    events.back().workflow_name = "Checkout " + std::to_string(i);
+  }
+  REQUIRE(spool.accept(events).outcome == bridge::RunSink::Outcome::accepted);
+  writer.start();
+  REQUIRE(eventually([&] { return spool.stats().records == 0; }));
+  writer.stop();
+
+  CHECK(writer.rows_written() == 300);
+  CHECK(writer.direct_batches() == 1);
+  CHECK(writer.staged_batches() == 0);
+  CHECK(writer.replay_batches() == 0);
+  CHECK(path_batches(registry, "direct") == 1);
+  CHECK(path_batches(registry, "staged") == 0);
+  CHECK(db.scalar("select count(*) from execution_time_statistics where source = 'ingest'") == 300);
+  // Durations 1.000 .. 1.299 ms round half up to 1; the rollups count each run once.
+  CHECK(db.scalar("select sum(execution_time_ms) from execution_time_statistics") == 300);
+  CHECK(db.scalar("select sum(run_count) from execution_time_rollups") == 300);
+  // The latest name of the batch wins, as on the staged path (the runs finish in order).
+  pqxx::connection c(db.url());
+  pqxx::read_transaction tx(c);
+  CHECK(tx.exec1("select name from execution_time_workflows")[0].as<std::string>() ==
+        "Checkout 299");
+}
+
+TEST_CASE("a batch with a run already stored stores every other run exactly once", "[db][writer]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestDatabase db(server);
+  bridge::migrate(db.url());
+  TempDir dir;
+  bridge::Spool spool(spool_options(dir));
+  meshhook::exporter::Registry registry;
+  bridge::BatchWriter writer(spool, writer_options(db.url()), registry);
+  writer.start();
+  auto stored = event(7);
+  REQUIRE(spool.accept({&stored, 1}).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return writer.rows_written() == 1; }));
+  CHECK(writer.direct_batches() == 1);
+
+  // A producer's retry of run 7 inside a batch of new runs: the direct COPY is refused
+  // whole, the replay path skips run 7 and stores the 199 others.
+  std::vector<bridge::RunEvent> events;
+  for (std::uint32_t i = 0; i < 200; ++i) events.push_back(event(i));
+  REQUIRE(spool.accept(events).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return spool.stats().records == 0; }));
+  CHECK(writer.rows_written() == 200);
+  CHECK(writer.direct_batches() == 1);
+  CHECK(writer.replay_batches() == 1);
+
+  // That batch met a stored run, so the next one is written as a replay too; it meets none,
+  // and the one after goes straight in again.
+  std::vector<bridge::RunEvent> later;
+  for (std::uint32_t i = 200; i < 300; ++i) later.push_back(event(i));
+  REQUIRE(spool.accept({later.data(), 50}).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return spool.stats().records == 0; }));
+  CHECK(writer.replay_batches() == 2);
+  REQUIRE(spool.accept({later.data() + 50, 50}).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return spool.stats().records == 0; }));
+  writer.stop();
+  CHECK(writer.direct_batches() == 2);
+  CHECK(writer.replay_batches() == 2);
+  CHECK(writer.staged_batches() == 0);
+  CHECK(path_batches(registry, "replay") == 2);
+
+  CHECK(writer.rows_written() == 300);
+  CHECK(db.scalar("select count(*) from execution_time_statistics") == 300);
+  CHECK(db.scalar("select count(distinct run_id) from execution_time_statistics") == 300);
+  CHECK(db.scalar("select sum(run_count) from execution_time_rollups") == 300);
+  CHECK(db.scalar("select count(*) from execution_time_rejected_runs") == 0);
+}
+
+TEST_CASE("a run whose times the fast path cannot carry exactly goes the staged path",
+          "[db][writer]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestDatabase db(server);
+  bridge::migrate(db.url());
+  TempDir dir;
+  bridge::Spool spool(spool_options(dir));
+  meshhook::exporter::Registry registry;
+  bridge::BatchWriter writer(spool, writer_options(db.url()), registry);
+  std::vector<bridge::RunEvent> events{event(1), event(2)};
+  // 2300-01-01T00:00:00Z: a valid timestamptz, beyond 2^53 microseconds from 1970.
+  events[1].started_at_us = 10'413'792'000'000'000;
+  events[1].finished_at_us = events[1].started_at_us + 2500;
+  REQUIRE(spool.accept(events).outcome == bridge::RunSink::Outcome::accepted);
+  writer.start();
+  REQUIRE(eventually([&] { return spool.stats().records == 0; }));
+  writer.stop();
+  CHECK(writer.direct_batches() == 0);
+  CHECK(writer.staged_batches() == 1);
+  CHECK(writer.replay_batches() == 0);
+  CHECK(db.scalar("select count(*) from execution_time_statistics") == 2);
+  CHECK(db.scalar("select count(*) from execution_time_statistics"
+                  " where finished_at >= '2300-01-01T00:00:00Z'") == 1);
+}
+
+// A login of its own, dropped after the databases that name it (declare it first).
+struct TestLogin {
+  std::string server, name;
+  explicit TestLogin(std::string s) : server(std::move(s)) {
+    std::random_device rd;
+    name = "mhs_owner_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000);
+    pqxx::connection c(server);
+    pqxx::nontransaction tx(c);
+    tx.exec("create role " + tx.quote_name(name) + " login createrole nosuperuser nobypassrls");
+  }
+  ~TestLogin() {
+    try {
+      pqxx::connection c(server);
+      pqxx::nontransaction tx(c);
+      tx.exec("drop role if exists " + tx.quote_name(name));
+    } catch (const std::exception&) {
+    }
+  }
+  std::string url(const std::string& database_url) const {
+    auto start = database_url.find("://") + 3;
+    auto at = database_url.find('@', start);
+    return database_url.substr(0, start) + name + database_url.substr(at);
+  }
+};
+
+TEST_CASE("an owner under its own row level security writes through the staged path",
+          "[db][writer]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  TestLogin owner(server);
+  TestDatabase db(server);
+  db.exec("alter database " + db.name() + " owner to " + owner.name);
+  // The usual deployment: the daemon's login migrated and owns the tables, and row level
+  // security is forced on the owner too, so COPY into the table would be refused.
+  bridge::migrate(owner.url(db.url()));
+  TempDir dir;
+  bridge::Spool spool(spool_options(dir));
+  meshhook::exporter::Registry registry;
+  bridge::BatchWriter writer(spool, writer_options(owner.url(db.url())), registry);
+  std::vector<bridge::RunEvent> events;
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    events.push_back(event(i));
+    events.back().workflow_name = "Checkout";
+  }
+  REQUIRE(spool.accept({events.data(), 90}).outcome == bridge::RunSink::Outcome::accepted);
+  writer.start();
+  REQUIRE(eventually([&] { return spool.stats().records == 0; }));
+  // A retry of runs 80-89 with 10 new ones: refused whole, then written skipping the stored.
+  REQUIRE(spool.accept({events.data() + 80, 20}).outcome == bridge::RunSink::Outcome::accepted);
+  REQUIRE(eventually([&] { return spool.stats().records == 0; }));
+  writer.stop();
+
+  CHECK(writer.direct_batches() == 0);
+  CHECK(writer.staged_batches() == 1);
+  CHECK(writer.replay_batches() == 1);
+  CHECK(writer.rows_written() == 100);
+  CHECK(db.scalar("select count(*) from execution_time_statistics") == 100);
+  CHECK(db.scalar("select count(distinct run_id) from execution_time_statistics") == 100);
+  CHECK(db.scalar("select sum(run_count) from execution_time_rollups") == 100);
+  CHECK(db.scalar("select count(*) from execution_time_workflows") == 1);
 }
 
 TEST_CASE("writer replays from the spool checkpoint after a restart", "[db][writer]") {

@@ -2,19 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <pqxx/pqxx>
 #include <random>
 #include <tuple>
 
 #include "detail/conninfo.h"
 #include "detail/family_options.h"
+#include "detail/run_copy.h"
 #include "detail/run_details_writer.h"
 #include "meshhook/bridge/storage/migrations.h"
 
 namespace meshhook::bridge {
 namespace {
-
-constexpr const char* kIncomingTable = "meshhook_stats_incoming";
 
 // Per connection: rows arrive here by COPY and leave at commit.
 constexpr const char* kCreateIncoming = R"sql(
@@ -39,8 +39,11 @@ select run_id, project_id, workflow_id, status,
        timestamptz 'epoch' + finished_us * interval '1 microsecond',
        (greatest(finished_us - started_us, 0) + 500) / 1000,
        'ingest'
-from meshhook_stats_incoming
-on conflict (run_id) do nothing)sql";
+from meshhook_stats_incoming)sql";
+// A replay: runs already stored are skipped (the plain insert above saves the speculative
+// insertion this costs every row).
+const std::string kInsertIncomingSkippingStored =
+    std::string(kInsertIncoming) + "\non conflict (run_id) do nothing";
 
 // The latest name each workflow of the batch was reported with (runs without one leave it
 // alone). Rows are taken in workflow_id order, so concurrent writers lock them in one order;
@@ -88,6 +91,10 @@ struct BatchWriter::Metrics {
   exporter::Counter& batches_ok;
   exporter::Counter& batches_error;
   exporter::CounterFamily& rejected;
+  exporter::CounterFamily& paths;
+  exporter::Counter& path_direct;
+  exporter::Counter& path_staged;
+  exporter::Counter& path_replay;
   exporter::Counter& rows;
   exporter::Histogram& duration;
   exporter::Gauge& database_up;
@@ -118,6 +125,14 @@ struct BatchWriter::Metrics {
                                       "Runs Postgres refused as data, kept in "
                                       "execution_time_rejected_runs, by SQLSTATE.",
                                       "", {"reason"}))),
+        paths(r.add_counter(family("meshhook_stats_write_path_batches_total",
+                                   "Batches committed, by path: direct (binary COPY into "
+                                   "execution_time_statistics), staged (through a temporary "
+                                   "table), replay (staged, skipping runs already stored).",
+                                   "", {"path"}))),
+        path_direct(paths.with({"direct"})),
+        path_staged(paths.with({"staged"})),
+        path_replay(paths.with({"replay"})),
         rows(r.add_counter(family("meshhook_stats_write_rows_total",
                                   "Rows inserted into execution_time_statistics (replays "
                                   "skipped by run_id are not counted)."))
@@ -191,7 +206,7 @@ void BatchWriter::update_spool_gauges() {
 
 void BatchWriter::connect() {
   auto conn =
-      std::make_unique<pqxx::connection>(detail::with_connect_timeout(options_.database_url));
+      std::make_unique<detail::CopyConnection>(detail::with_connect_timeout(options_.database_url));
   {
     pqxx::read_transaction tx(*conn);
     int version = 0;
@@ -205,40 +220,67 @@ void BatchWriter::connect() {
   {
     pqxx::nontransaction tx(*conn);
     tx.exec(kCreateIncoming);
+    // COPY into a table refuses a login that its row level security applies to (forced for
+    // the owner since 0004): only a superuser or a BYPASSRLS login may take the direct path.
+    direct_allowed_ =
+        !tx.exec1("select row_security_active('execution_time_statistics')")[0].as<bool>();
   }
   conn->prepare("meshhook_stats_insert_incoming", kInsertIncoming);
+  conn->prepare("meshhook_stats_insert_incoming_skipping_stored", kInsertIncomingSkippingStored);
   conn->prepare("meshhook_stats_upsert_names", kUpsertNames);
   detail::prepare_run_details(*conn);
   conn_ = std::move(conn);
 }
 
 std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std::size_t begin,
-                                       std::size_t end) {
+                                       std::size_t end, WritePath path) {
   pqxx::work tx(*conn_);
-  {
-    pqxx::stream_to copy(tx, kIncomingTable,
-                         std::vector<std::string>{"run_id", "project_id", "workflow_id", "status",
-                                                  "started_us", "finished_us", "workflow_name"});
-    std::string run_id(36, '\0');
-    std::string project_id(36, '\0');
-    std::string workflow_id(36, '\0');
-    for (std::size_t i = begin; i < end; ++i) {
-      const RunEvent& e = events[i];
-      e.run_id.write(run_id.data());
-      e.project_id.write(project_id.data());
-      e.workflow_id.write(workflow_id.data());
-      copy << std::make_tuple(run_id, project_id, workflow_id, std::string(to_string(e.status)),
-                              static_cast<long long>(e.started_at_us),
-                              static_cast<long long>(e.finished_at_us), e.workflow_name);
-    }
-    copy.complete();
-  }
   // Before the runs: it writes the details only of the runs not stored yet.
   detail::write_run_details(tx, std::span(events).subspan(begin, end - begin));
-  auto result = tx.exec_prepared("meshhook_stats_insert_incoming");
+  std::uint64_t inserted = 0;
+  std::string data;
+  if (path == WritePath::direct) {
+    detail::encode_runs(events, begin, end, data);
+    detail::copy_binary(tx, *conn_, detail::kCopyRunsBinary, data);
+    inserted = end - begin;
+    data.clear();
+    detail::encode_staged(events, latest_named(events, begin, end), data);
+  } else {
+    detail::encode_staged(events, begin, end, data);
+  }
+  detail::copy_binary(tx, *conn_, detail::kCopyStagedBinary, data);
+  if (path != WritePath::direct) {
+    auto result = tx.exec_prepared(path == WritePath::replay
+                                       ? "meshhook_stats_insert_incoming_skipping_stored"
+                                       : "meshhook_stats_insert_incoming");
+    inserted = static_cast<std::uint64_t>(result.affected_rows());
+  }
   tx.exec_prepared("meshhook_stats_upsert_names");
   tx.commit();
-  return static_cast<std::uint64_t>(result.affected_rows());
+  return inserted;
+}
+
+// The run that carries the latest name of each workflow of events[begin, end) (as
+// kUpsertNames chooses them from the staged rows), so that the direct path stages only those.
+std::vector<std::size_t> BatchWriter::latest_named(const std::vector<RunEvent>& events,
+                                                   std::size_t begin, std::size_t end) {
+  std::vector<std::size_t> named;
+  for (std::size_t i = begin; i < end; ++i) {
+    if (!events[i].workflow_name.empty()) named.push_back(i);
+  }
+  std::sort(named.begin(), named.end(), [&](std::size_t a, std::size_t b) {
+    const RunEvent& x = events[a];
+    const RunEvent& y = events[b];
+    if (x.workflow_id.bytes != y.workflow_id.bytes)
+      return x.workflow_id.bytes < y.workflow_id.bytes;
+    return x.finished_at_us > y.finished_at_us;
+  });
+  named.erase(std::unique(named.begin(), named.end(),
+                          [&](std::size_t a, std::size_t b) {
+                            return events[a].workflow_id.bytes == events[b].workflow_id.bytes;
+                          }),
+              named.end());
+  return named;
 }
 
 void BatchWriter::reject(const RunEvent& e, const pqxx::sql_error& error) {
@@ -262,6 +304,25 @@ void BatchWriter::reject(const RunEvent& e, const pqxx::sql_error& error) {
 
 std::uint64_t BatchWriter::write(const std::vector<RunEvent>& events) {
   if (!conn_) connect();
+  if (!replaying_) {
+    WritePath path = direct_allowed_ && detail::direct_times(events, 0, events.size())
+                         ? WritePath::direct
+                         : WritePath::staged;
+    try {
+      auto inserted = write_range(events, 0, events.size(), path);
+      count_path(path);
+      return inserted;
+    } catch (const pqxx::sql_error& e) {
+      if (!is_data_error(e)) throw;
+      // A run already stored (23505) or one Postgres refuses: nothing of the batch was
+      // written. The replay path below skips the first kind and isolates the second.
+      spdlog::info(
+          "writer: a batch was refused (SQLSTATE {}); skipping runs already stored until a "
+          "batch meets none",
+          e.sqlstate());
+      replaying_ = true;
+    }
+  }
   // A row Postgres refuses as data (SQLSTATE 22 or 23: e.g. a time out of range) would block
   // the spool forever. Halve the batch until the bad rows are alone, keep each of them in the
   // dead-letter table with the reason, and write every good neighbour.
@@ -270,15 +331,18 @@ std::uint64_t BatchWriter::write(const std::vector<RunEvent>& events) {
   };
   std::vector<Range> todo{{0, events.size()}};
   std::uint64_t inserted = 0;
+  std::uint64_t rejected = 0;
   while (!todo.empty()) {
     Range r = todo.back();
     todo.pop_back();
     try {
-      inserted += write_range(events, r.begin, r.end);
+      inserted += write_range(events, r.begin, r.end, WritePath::replay);
+      count_path(WritePath::replay);
     } catch (const pqxx::sql_error& e) {
       if (!is_data_error(e)) throw;
       if (r.end - r.begin == 1) {
         reject(events[r.begin], e);
+        ++rejected;
         continue;
       }
       std::size_t mid = r.begin + (r.end - r.begin) / 2;
@@ -286,7 +350,26 @@ std::uint64_t BatchWriter::write(const std::vector<RunEvent>& events) {
       todo.push_back({r.begin, mid});
     }
   }
+  // Every run inserted or refused, none already stored: the replay (if it was one) is over.
+  replaying_ = inserted + rejected < events.size();
   return inserted;
+}
+
+void BatchWriter::count_path(WritePath path) {
+  switch (path) {
+    case WritePath::direct:
+      ++direct_batches_;
+      metrics_->path_direct.inc();
+      break;
+    case WritePath::staged:
+      ++staged_batches_;
+      metrics_->path_staged.inc();
+      break;
+    case WritePath::replay:
+      ++replay_batches_;
+      metrics_->path_replay.inc();
+      break;
+  }
 }
 
 void BatchWriter::run() {

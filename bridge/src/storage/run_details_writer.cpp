@@ -138,7 +138,7 @@ void copy_steps(pqxx::work& tx, const std::vector<const RunEvent*>& runs) {
 
 }  // namespace
 
-void prepare_run_details(pqxx::connection& conn) {
+void prepare_run_details(pqxx::connection_base& conn) {
   {
     pqxx::nontransaction tx(conn);
     tx.exec(kCreateIncoming);

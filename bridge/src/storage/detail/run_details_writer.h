@@ -11,7 +11,7 @@
 namespace meshhook::bridge::detail {
 
 /// Creates this connection's temporary tables for the details and prepares their inserts.
-void prepare_run_details(pqxx::connection& conn);
+void prepare_run_details(pqxx::connection_base& conn);
 
 /// Writes the queue row and step rows of every run in events that carries them and is not in
 /// execution_time_statistics yet, with source 'ingest'. Call it in the batch's transaction

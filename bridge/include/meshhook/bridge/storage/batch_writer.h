@@ -1,8 +1,11 @@
 #pragma once
-// Drains the spool into execution_time_statistics: COPY into a temporary table, then one
-// INSERT ... SELECT ... ON CONFLICT (run_id) DO NOTHING per batch, then the spool is
-// acknowledged. A crash between the commit and the acknowledgement replays the batch, whose
-// rows are then skipped by run_id: every spooled run is stored exactly once.
+// Drains the spool into execution_time_statistics, one transaction per batch, then
+// acknowledges the spool. A batch is COPYed (binary) straight into the table when row level
+// security does not apply to the login, else into a temporary table and inserted from there.
+// If one of its runs is already stored (a replay after a crash between the commit and the
+// acknowledgement, a producer's retry) the unique run_id refuses the whole batch, and it is
+// written again skipping stored runs (INSERT ... ON CONFLICT (run_id) DO NOTHING): every
+// spooled run is stored exactly once.
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +15,7 @@
 #include <mutex>
 #include <pqxx/connection>
 #include <pqxx/except>
+#include <pqxx/transaction_base>
 #include <string>
 #include <thread>
 
@@ -19,6 +23,9 @@
 #include "meshhook/exporter/registry.h"
 
 namespace meshhook::bridge {
+namespace detail {
+class CopyConnection;
+}
 
 struct BatchWriterOptions {
   std::string database_url;
@@ -49,6 +56,12 @@ class BatchWriter {
   std::string last_error() const;
   /// Rows inserted (not counting replays skipped by run_id).
   std::uint64_t rows_written() const noexcept { return rows_written_.load(); }
+  /// Batches (or, on the replay path, parts of one) committed by each path: direct (when
+  /// the login may COPY into the table), staged (otherwise), replay (after a batch met a
+  /// run already stored, until one meets none).
+  std::uint64_t direct_batches() const noexcept { return direct_batches_.load(); }
+  std::uint64_t staged_batches() const noexcept { return staged_batches_.load(); }
+  std::uint64_t replay_batches() const noexcept { return replay_batches_.load(); }
 
  private:
   struct Metrics;
@@ -56,8 +69,18 @@ class BatchWriter {
   void connect();
   /// Writes events[begin, end); returns rows inserted. Throws on failure.
   std::uint64_t write(const std::vector<RunEvent>& events);
-  std::uint64_t write_range(const std::vector<RunEvent>& events, std::size_t begin,
-                            std::size_t end);
+  enum class WritePath {
+    direct,  // binary COPY into execution_time_statistics
+    staged,  // binary COPY into a temporary table, then INSERT ... SELECT
+    replay,  // the same, skipping runs already stored (ON CONFLICT DO NOTHING)
+  };
+  /// Writes events[begin, end) in one transaction; returns rows inserted. Throws on failure
+  /// (the direct and staged paths with a data error when a run is already stored).
+  std::uint64_t write_range(const std::vector<RunEvent>& events, std::size_t begin, std::size_t end,
+                            WritePath path);
+  static std::vector<std::size_t> latest_named(const std::vector<RunEvent>& events,
+                                               std::size_t begin, std::size_t end);
+  void count_path(WritePath path);
   /// Keeps a run Postgres refused in execution_time_rejected_runs and counts it.
   void reject(const RunEvent& e, const pqxx::sql_error& error);
   void update_spool_gauges();
@@ -67,10 +90,16 @@ class BatchWriter {
   Spool& spool_;
   BatchWriterOptions options_;
   std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<detail::CopyConnection> conn_;
+  bool direct_allowed_ = false;  // row level security does not apply to this login
+  // After a batch met a run already stored, until a batch meets none.
+  bool replaying_ = false;
 
   std::atomic<bool> database_up_{false};
   std::atomic<std::uint64_t> rows_written_{0};
+  std::atomic<std::uint64_t> direct_batches_{0};
+  std::atomic<std::uint64_t> staged_batches_{0};
+  std::atomic<std::uint64_t> replay_batches_{0};
   mutable std::mutex mutex_;
   std::condition_variable stop_cv_;
   std::string last_error_ = "not connected yet";
