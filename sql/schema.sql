@@ -2293,7 +2293,8 @@ begin
     begin
         with taken as (
             delete from execution_time_captured_runs
-            where ctid = any (array(select ctid from execution_time_captured_runs limit max_rows))
+            where ctid = any (array(select ctid from execution_time_captured_runs
+                                    limit max_rows for update skip locked))
             returning *
         ), stored as (
             insert into execution_time_statistics
@@ -2312,7 +2313,7 @@ begin
     end;
     moved := 0;
     for r in select ctid as row_ctid, c.* from execution_time_captured_runs c
-             order by run_id, finished_at, status limit max_rows loop
+             order by run_id, finished_at, status limit max_rows for update skip locked loop
         begin
             insert into execution_time_statistics
                 (run_id, project_id, workflow_id, status, started_at, finished_at,
@@ -2338,7 +2339,7 @@ comment on function meshhook_stats_move_captured_runs(integer) is
 
 -- The compactor's round: move what the capture trigger recorded, then fold the deltas (the
 -- function of 0008/0010, renamed). Moving needs no lock of its own: two replicas moving at
--- once delete disjoint rows (a row one deletes, the other skips).
+-- once take disjoint rows (skip locked: neither waits for the other).
 alter function meshhook_stats_compact(integer) rename to meshhook_stats_fold_deltas;
 comment on function meshhook_stats_fold_deltas(integer) is
     'meshhook-stats: folds up to max_rows committed deltas into the compacted rollups';
@@ -2383,4 +2384,4 @@ insert into meshhook_stats_migrations (version, name, checksum) values
     (10, 'cheaper_single_run_capture', '7e77cdd764c0a389e7a1814d21bc0659fef33104c40b9c0152b39af9236f3035'),
     (11, 'queue_and_step_times', '90a9863e5b6e7996e94db3330212d67a63201faf2c12637be29523a10f771db9'),
     (12, 'rollups_statuses_merged', '3ce345044e7cfbe887130045910d7824dbf486f315d1699e3c2cd75f0ea7d0b0'),
-    (13, 'capture_inbox', 'a123debb3573016914fe4f19d788438a761a09484de37e2dec15bc3f66525ab7');
+    (13, 'capture_inbox', 'bec14ff67d523bde6773579316b61d724f34745ef46223726421004e6a80f31d');

@@ -68,7 +68,8 @@ begin
     begin
         with taken as (
             delete from execution_time_captured_runs
-            where ctid = any (array(select ctid from execution_time_captured_runs limit max_rows))
+            where ctid = any (array(select ctid from execution_time_captured_runs
+                                    limit max_rows for update skip locked))
             returning *
         ), stored as (
             insert into execution_time_statistics
@@ -87,7 +88,7 @@ begin
     end;
     moved := 0;
     for r in select ctid as row_ctid, c.* from execution_time_captured_runs c
-             order by run_id, finished_at, status limit max_rows loop
+             order by run_id, finished_at, status limit max_rows for update skip locked loop
         begin
             insert into execution_time_statistics
                 (run_id, project_id, workflow_id, status, started_at, finished_at,
@@ -113,7 +114,7 @@ comment on function meshhook_stats_move_captured_runs(integer) is
 
 -- The compactor's round: move what the capture trigger recorded, then fold the deltas (the
 -- function of 0008/0010, renamed). Moving needs no lock of its own: two replicas moving at
--- once delete disjoint rows (a row one deletes, the other skips).
+-- once take disjoint rows (skip locked: neither waits for the other).
 alter function meshhook_stats_compact(integer) rename to meshhook_stats_fold_deltas;
 comment on function meshhook_stats_fold_deltas(integer) is
     'meshhook-stats: folds up to max_rows committed deltas into the compacted rollups';
