@@ -11,6 +11,7 @@
 #include "meshhook/exporter/exposition.h"
 #include "meshhook/exporter/registry.h"
 #include "meshhook/exporter/run_metrics.h"
+#include "pipeline.h"
 
 using meshhook::testing::TestDatabase;
 namespace bridge = meshhook::bridge;
@@ -732,4 +733,69 @@ TEST_CASE("capture and backfill record identical queue and step rows for the sam
   CHECK(rows(db, kQueueRows) == captured_queue);
   CHECK(rows(db, kStepRows) == captured_steps);
   CHECK(db.scalar("select count(*) from step_time_statistics where source <> 'backfill'") == 0);
+}
+
+TEST_CASE("HTTP ingest and MeshHook capture record the same queue and step rows for the same runs",
+          "[db][meshhook]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  // Capture: runs A and B in MeshHook's tables, one job each (started when the run did);
+  // A's fetch failed once then succeeded, its notify failed; B's hung step never ended.
+  TestDatabase captured(server);
+  make_meshhook(captured);
+  start_run(captured, kRunA, "1");
+  job(captured, kRunA, "0", "1");
+  event(captured, kRunA, "1.5", "step_started", R"({"node": {"id": "fetch", "type": "http"}})");
+  event(captured, kRunA, "2", "step_failed", R"({"node": {"id": "fetch"}, "attempt": 1})");
+  event(captured, kRunA, "3.25", "step_succeeded", R"({"node": {"id": "fetch"}})");
+  event(captured, kRunA, "3.5", "step_started", R"({"node": {"id": "notify", "type": "email"}})");
+  event(captured, kRunA, "4.0004", "step_failed", R"({"node": {"id": "notify"}, "attempt": 1})");
+  finish_run(captured, kRunA, "failed", "5");
+  start_run(captured, kRunB, "2");
+  job(captured, kRunB, "0.5", "2");
+  event(captured, kRunB, "2.1", "step_started", R"({"node": {"id": "fetch", "type": "http"}})");
+  event(captured, kRunB, "2.6", "step_succeeded", R"({"node": {"id": "fetch"}})");
+  event(captured, kRunB, "2.7", "step_started", R"({"node": {"id": "hung", "type": "http"}})");
+  finish_run(captured, kRunB, "succeeded", "3");
+  CHECK(record(captured, {kRunA, kRunB}) > 0);
+
+  // HTTP: the same runs as a producer posts them (queued_at, and the steps that ended).
+  constexpr std::int64_t kT0Us = 1'767'225'600'000'000;  // kT0
+  const auto at = [](double seconds) { return kT0Us + static_cast<std::int64_t>(seconds * 1e6); };
+  const auto run = [&](const char* id, bridge::RunStatus status, double queued, double started,
+                       double finished, std::vector<bridge::RunStep> steps) {
+    bridge::RunEvent e;
+    e.run_id = *bridge::Uuid::parse(id);
+    e.workflow_id = *bridge::Uuid::parse(kWorkflow);
+    e.project_id = *bridge::Uuid::parse(kProject);
+    e.status = status;
+    e.queued_at_us = at(queued);
+    e.started_at_us = at(started);
+    e.finished_at_us = at(finished);
+    e.steps = std::move(steps);
+    return e;
+  };
+  TestDatabase ingested(server);
+  bridge::migrate(ingested.url());
+  {
+    meshhook::testing::Pipeline pipeline(ingested.url());
+    pipeline.write({run(kRunA, bridge::RunStatus::failed, 0, 1, 5,
+                        {{"fetch", "http", bridge::StepStatus::succeeded, 2, at(1.5), at(3.25)},
+                         {"notify", "email", bridge::StepStatus::failed, 1, at(3.5), at(4.0004)}}),
+                    run(kRunB, bridge::RunStatus::succeeded, 0.5, 2, 3,
+                        {{"fetch", "http", bridge::StepStatus::succeeded, 1, at(2.1), at(2.6)}})});
+  }
+
+  const auto queue = rows(captured, kQueueRows);
+  const auto steps = rows(captured, kStepRows);
+  CHECK(queue.size() == 2);
+  CHECK(steps.size() == 3);
+  CHECK(rows(ingested, kQueueRows) == queue);
+  CHECK(rows(ingested, kStepRows) == steps);
+  CHECK(rows(captured,
+             "select run_id, execution_time_ms, status from execution_time_statistics"
+             " order by run_id") ==
+        rows(ingested,
+             "select run_id, execution_time_ms, status from execution_time_statistics"
+             " order by run_id"));
 }

@@ -9,7 +9,9 @@
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/spool.h"
 #include "meshhook/exporter/registry.h"
+#include "pipeline.h"
 
+using meshhook::testing::Pipeline;
 using meshhook::testing::TempDir;
 using meshhook::testing::TestDatabase;
 namespace bridge = meshhook::bridge;
@@ -36,44 +38,6 @@ bridge::RunStep step(std::string id, std::int64_t from_us, std::int64_t to_us,
                      std::uint32_t attempts = 1, std::string type = "http") {
   return {std::move(id), std::move(type), status, attempts, kStart + from_us, kStart + to_us};
 }
-
-// A spool and a writer on one test database: write() spools the events and waits until the
-// writer has consumed them.
-struct Pipeline {
-  TempDir dir;
-  bridge::Spool spool;
-  meshhook::exporter::Registry registry;
-  bridge::BatchWriter writer;
-
-  static bridge::SpoolOptions spool_options(const TempDir& dir) {
-    bridge::SpoolOptions o;
-    o.dir = dir.path;
-    o.group_commit_us = 0;
-    return o;
-  }
-  static bridge::BatchWriterOptions writer_options(const std::string& url) {
-    bridge::BatchWriterOptions o;
-    o.database_url = url;
-    o.batch_interval = 20ms;
-    o.initial_backoff = 50ms;
-    return o;
-  }
-
-  explicit Pipeline(const std::string& url)
-      : spool(spool_options(dir)), writer(spool, writer_options(url), registry) {
-    writer.start();
-  }
-
-  void write(const std::vector<bridge::RunEvent>& events) {
-    REQUIRE(spool.accept(events).outcome == bridge::RunSink::Outcome::accepted);
-    auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (spool.stats().records > 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    REQUIRE(spool.stats().records == 0);
-    REQUIRE(writer.database_up());
-  }
-};
 
 // Every row of both tables as text, to compare the whole content before and after.
 std::vector<std::string> contents(const TestDatabase& db) {
