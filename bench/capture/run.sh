@@ -45,7 +45,7 @@ run() {  # shape, label -> "tps failed"
   grep -i "deadlock\|error" <<<"$out" | head -3 >&2 || true
 }
 
-printf '%-12s %14s %10s %14s %10s %8s %10s\n' shape "tps without" failed "tps with" failed ratio captured
+printf '%-12s %14s %10s %14s %10s %8s %10s %10s\n' shape "tps without" failed "tps with" failed ratio captured finished
 for shape in finish_one finish_two; do
   psql "$url" -qX -f "$root/sql/integrations/meshhook/uninstall.sql" >/dev/null
   read -r tps0 failed0 < <(run "$shape")
@@ -53,11 +53,16 @@ for shape in finish_one finish_two; do
   start_compactor
   read -r tps1 failed1 < <(run "$shape")
   stop_compactor
-  # What the trigger appended and the compactor has not moved yet counts too: move it now.
-  psql "$url" -qXtA -c "select meshhook_stats_compact(2147483647)" >/dev/null
+  # What the trigger appended and the compactor has not moved yet counts too: move it now (a
+  # round still running when the loop was stopped holds its rows until it commits).
+  until [ "$(psql "$url" -qXtA -c "select meshhook_stats_compact(2147483647)" \
+              -c "select count(*) from execution_time_captured_runs" | tail -1)" = 0 ]; do
+    sleep 0.2
+  done
   captured=$(psql "$url" -qXtA -c "select count(*) from execution_time_statistics")
-  printf '%-12s %14s %10s %14s %10s %7.1f%% %10s\n' "$shape" "$tps0" "$failed0" "$tps1" "$failed1" \
-    "$(echo "100 * $tps1 / $tps0" | bc -l)" "$captured"
+  finished=$(psql "$url" -qXtA -c "select count(*) from workflow_runs where status <> 'running'")
+  printf '%-12s %14s %10s %14s %10s %7.1f%% %10s %10s\n' "$shape" "$tps0" "$failed0" "$tps1" \
+    "$failed1" "$(echo "100 * $tps1 / $tps0" | bc -l)" "$captured" "$finished"
 done
 psql "$url" -qXtA -c "select 'pending deltas after the last run: ' || count(*) from execution_time_rollup_deltas"
 psql "$url" -qXtA -c "select 'rejected runs: ' || count(*) from execution_time_rejected_runs"
