@@ -269,6 +269,7 @@ const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
 struct MeasureSource {
   const char* table;
   const char* value;
+  bool captured = false;  // captured runs not moved yet count too (execution times only)
 };
 MeasureSource source_of(Measure m) {
   switch (m) {
@@ -281,7 +282,7 @@ MeasureSource source_of(Measure m) {
     case Measure::execution_time:
       break;
   }
-  return {"execution_time_statistics", "execution_time_ms"};
+  return {"execution_time_statistics", "execution_time_ms", true};
 }
 bool has_rollups(Measure m) { return m == Measure::execution_time; }
 
@@ -289,7 +290,7 @@ bool has_rollups(Measure m) { return m == Measure::execution_time; }
 // columns workflow_id, status, finished_at and m.value. Execution times include the captured
 // runs the compactor has not moved yet (runs_of).
 std::string rows_of(unsigned shape, MeasureSource m) {
-  if (std::string_view(m.table) == "execution_time_statistics") return runs_of(shape, "$3", "$4");
+  if (m.captured) return runs_of(shape, "$3", "$4");
   return std::string("(select workflow_id, status, finished_at, ") + m.value + " from " + m.table +
          " where " + row_filter(shape) +
          " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz) as runs";
