@@ -2425,11 +2425,13 @@ begin
             return '{}';
         end if;
         listed_text := listed::text;
-        -- ["8-4-4-4-12", "..."] with every hex digit lower case: exactly that shape.
+        -- ["8-4-4-4-12", "..."] with every hex digit lower case: exactly that shape. The hex
+        -- digits become \x01, which jsonb's text never holds raw (it writes control
+        -- characters as \u0001), so no other string can look like a uuid here.
         if length(listed_text) = 40 * n
-           and translate(listed_text, '0123456789abcdef', 'xxxxxxxxxxxxxxxx')
-               = '[' || repeat('"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", ', n - 1)
-                     || '"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"]' then
+           and translate(listed_text, '0123456789abcdef', repeat(E'\x01', 16))
+               = translate('[' || repeat('"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", ', n - 1)
+                               || '"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"]', 'x', E'\x01') then
             return translate(listed_text, '[]" ', '{}')::uuid[];
         end if;
         return array(
@@ -2502,4 +2504,4 @@ insert into meshhook_stats_migrations (version, name, checksum) values
     (11, 'queue_and_step_times', '90a9863e5b6e7996e94db3330212d67a63201faf2c12637be29523a10f771db9'),
     (12, 'rollups_statuses_merged', '3ce345044e7cfbe887130045910d7824dbf486f315d1699e3c2cd75f0ea7d0b0'),
     (13, 'capture_inbox', 'bec14ff67d523bde6773579316b61d724f34745ef46223726421004e6a80f31d'),
-    (15, 'cheaper_caller_projects', '2d721a3cd50a932de5900c1127ba2ed8826781bebfa0ea31385d4573b1f68147');
+    (15, 'cheaper_caller_projects', '7fe09e95693045b84cf38b3ae812b8c09301396fd6c0e0a0443d841936db8f92');

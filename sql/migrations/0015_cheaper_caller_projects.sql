@@ -49,11 +49,13 @@ begin
             return '{}';
         end if;
         listed_text := listed::text;
-        -- ["8-4-4-4-12", "..."] with every hex digit lower case: exactly that shape.
+        -- ["8-4-4-4-12", "..."] with every hex digit lower case: exactly that shape. The hex
+        -- digits become \x01, which jsonb's text never holds raw (it writes control
+        -- characters as \u0001), so no other string can look like a uuid here.
         if length(listed_text) = 40 * n
-           and translate(listed_text, '0123456789abcdef', 'xxxxxxxxxxxxxxxx')
-               = '[' || repeat('"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", ', n - 1)
-                     || '"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"]' then
+           and translate(listed_text, '0123456789abcdef', repeat(E'\x01', 16))
+               = translate('[' || repeat('"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", ', n - 1)
+                               || '"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"]', 'x', E'\x01') then
             return translate(listed_text, '[]" ', '{}')::uuid[];
         end if;
         return array(
