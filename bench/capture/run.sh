@@ -13,7 +13,8 @@
 #            (`serve`, capture.mode: logical at its default interval, its compactor on) reading
 #            the slot while pgbench runs. Needs wal_level = logical (scripts/pg.sh sets it).
 # After each run it waits until every run finished is captured (captured = finished), and
-# prints the CPU seconds the daemon and the WAL sender spent during the run.
+# prints the CPU seconds spent during the run by the daemon process, the WAL sender reading
+# the slot and the daemon's Postgres session storing the runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -53,13 +54,18 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 start_daemon() {
+  rm -f "$work/daemon.log"
   MESHHOOK_STATS_DATABASE_URL="$url" MESHHOOK_STATS_CAPTURE_MODE=logical \
     MESHHOOK_STATS_CAPTURE_SLOT="$slot" MESHHOOK_STATS_UI_ENABLED=false \
     MESHHOOK_STATS_API_LISTEN="127.0.0.1:$(free_port)" \
     MESHHOOK_STATS_METRICS_LISTEN="127.0.0.1:$(free_port)" \
     MESHHOOK_STATS_SPOOL_DIR="$work/spool" "$bin" serve >"$work/daemon.log" 2>&1 &
   daemon_pid=$!
-  for _ in $(seq 1 100); do grep -qs "capture: active" "$work/daemon.log" && return 0; sleep 0.1; done
+  # Active: the log says so and the slot has its reader (the WAL sender measured below).
+  for _ in $(seq 1 100); do
+    grep -qs "capture: active" "$work/daemon.log" && [ "$(walsender_pid)" != 0 ] && return 0
+    sleep 0.1
+  done
   echo "run.sh: the daemon's capture did not become active:" >&2
   cat "$work/daemon.log" >&2
   exit 1
@@ -68,7 +74,7 @@ stop_daemon() {
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
   daemon_pid=
 }
-trap 'stop_compactor; stop_daemon; rm -rf "$work"' EXIT
+trap 'stop_compactor; stop_daemon; [ -n "${KEEP_LOG:-}" ] && cp "$work/daemon.log" "$KEEP_LOG"; rm -rf "$work"' EXIT
 
 cpu_seconds() {  # pid -> user + system CPU seconds so far (0 when gone)
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null ||
@@ -76,6 +82,10 @@ cpu_seconds() {  # pid -> user + system CPU seconds so far (0 when gone)
 }
 walsender_pid() {
   psql "$url" -qXtA -c "select coalesce(active_pid, 0) from pg_replication_slots where slot_name = '$slot'"
+}
+store_pid() {  # the daemon's session storing the runs it reads
+  psql "$url" -qXtA -c "select coalesce(max(pid), 0) from pg_stat_activity
+                        where application_name = 'meshhook-stats-capture'"
 }
 
 run() {  # shape -> "tps failed"
@@ -121,13 +131,16 @@ with_logical() {  # shape -> "tps failed captured finished cpu"
     -f "$root/sql/integrations/meshhook/capture_logical.sql" >/dev/null 2>&1
   reset
   start_daemon
-  local tps failed wal d0 w0 d1 w1 target
+  local tps failed wal store d0 w0 s0 d1 w1 s1 target
   wal=$(walsender_pid)
+  store=$(store_pid)
   d0=$(cpu_seconds "$daemon_pid")
   w0=$(cpu_seconds "$wal")
+  s0=$(cpu_seconds "$store")
   read -r tps failed < <(run "$1")
   d1=$(cpu_seconds "$daemon_pid")
   w1=$(cpu_seconds "$wal")
+  s1=$(cpu_seconds "$store")
   # Every finish is in the WAL by now: wait until the slot has confirmed past it.
   target=$(psql "$url" -qXtA -c "select pg_current_wal_lsn()")
   for _ in $(seq 1 600); do
@@ -137,11 +150,12 @@ with_logical() {  # shape -> "tps failed captured finished cpu"
   done
   stop_daemon
   uninstall
-  echo "$tps $failed $(counts) $(echo "$d1 - $d0" | bc)+$(echo "$w1 - $w0" | bc)"
+  echo "$tps $failed $(counts) $(printf '%.2f+%.2f+%.2f' "$(echo "$d1 - $d0" | bc)" \
+    "$(echo "$w1 - $w0" | bc)" "$(echo "$s1 - $s0" | bc)")"
 }
 
 printf '%-11s %-8s %10s %10s %7s %7s %9s %9s %s\n' shape mode "tps off" "tps on" failed ratio \
-  captured finished "cpu s (daemon+walsender)"
+  captured finished "cpu s: daemon+walsender+store"
 for shape in finish_one finish_two; do
   uninstall
   reset

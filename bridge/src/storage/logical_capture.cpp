@@ -222,9 +222,12 @@ class SlotStream {
     // same instants in meshhook_stats_store_captured_runs.
     const char* keys[] = {"dbname",          "replication",      "options",
                           "connect_timeout", "application_name", nullptr};
-    const char* values[] = {
-        url.c_str(), "database", "-c datestyle=ISO -c timezone=UTC", "5", "meshhook-stats capture",
-        nullptr};
+    const char* values[] = {url.c_str(),
+                            "database",
+                            "-c datestyle=ISO -c timezone=UTC",
+                            "5",
+                            "meshhook-stats-capture-slot",
+                            nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn_) != CONNECTION_OK) fail("cannot open a replication connection");
     const std::string command = "START_REPLICATION SLOT " + quote_ident(slot) + " LOGICAL " +
@@ -516,8 +519,8 @@ void LogicalCapture::run() {
     }
     try {
       if (!db) {
-        db =
-            std::make_unique<pqxx::connection>(detail::with_connect_timeout(options_.database_url));
+        db = std::make_unique<pqxx::connection>(detail::with_application_name(
+            detail::with_connect_timeout(options_.database_url), "meshhook-stats-capture"));
       }
       if (!reader) {
         // A session lock on this connection: held until the session ends, so a crashed
