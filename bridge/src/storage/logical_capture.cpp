@@ -528,6 +528,7 @@ void LogicalCapture::run() {
         pqxx::nontransaction tx(*db);
         if (!tx.exec_params1("select pg_try_advisory_lock($1)", kLockKey)[0].as<bool>()) {
           tx.commit();
+          metrics_->lag.set(0);  // the active replica reports it; a stale figure would alert
           sleep_for(options_.retry);
           continue;
         }
