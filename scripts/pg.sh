@@ -2,6 +2,8 @@
 # A Postgres 15 cluster owned by the project: scripts/pg.sh start|stop|status DATADIR PORT
 # Runs as the `postgres` user (Postgres refuses root), listens on 127.0.0.1 only, trusts
 # loopback connections (a private development/test cluster), and is stopped by its own PID.
+# wal_level=logical (Supabase's default) so that the logical capture (capture_logical.sql) and
+# its tests run; the replication slots and WAL senders are enough for parallel test databases.
 set -euo pipefail
 cmd=${1:?usage: pg.sh start|stop|status DATADIR [PORT]}
 datadir=${2:?DATADIR}
@@ -27,7 +29,8 @@ start)
   fi
   as_pg "$bindir/pg_ctl" -D "$datadir" -w -t 60 -l "$datadir/server.log" start \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $datadir -c fsync=${PG_FSYNC:-on} \
-        -c max_connections=200 -c shared_buffers=256MB -c logging_collector=off" >/dev/null
+        -c max_connections=200 -c shared_buffers=256MB -c logging_collector=off \
+        -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20" >/dev/null
   for _ in $(seq 1 60); do
     "$bindir/pg_isready" -h 127.0.0.1 -p "$port" -q && break
     sleep 0.5

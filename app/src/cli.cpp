@@ -161,8 +161,23 @@ int migrate(const Config& config) {
     return 2;
   }
   bridge::migrate(config.database_url);  // logs what it applied
-  if (bridge::install_meshhook_capture(config.database_url)) {
+  const bool logical = config.capture_mode == "logical";
+  if (!bridge::install_meshhook_capture(config.database_url, !logical)) return 0;
+  if (!logical) {
     spdlog::info("MeshHook's workflow_runs found: capture trigger installed (or refreshed)");
+    return 0;
+  }
+  spdlog::info("capture.mode logical: no capture trigger on MeshHook's workflow_runs");
+  try {
+    bridge::install_meshhook_logical_capture(config.database_url, config.capture_slot);
+    spdlog::info("replication slot {} and publication meshhook_stats_capture ready",
+                 config.capture_slot);
+  } catch (const std::exception& e) {
+    spdlog::warn(
+        "could not create the replication slot {} as this login ({}): run "
+        "sql/integrations/meshhook/capture_logical.sql as a role with REPLICATION that owns "
+        "workflow_runs (docs/meshhook.md)",
+        config.capture_slot, std::string(e.what()).substr(0, 300));
   }
   return 0;
 }

@@ -339,6 +339,24 @@ const std::vector<Setting>& settings() {
        [](N n, O o, K k, Config& c) { c.compactor_interval_ms = integer(n, o, k, 10, 600000); }},
       {"compactor.batch_deltas", false,
        [](N n, O o, K k, Config& c) { c.compactor_batch_deltas = integer(n, o, k, 100, 1000000); }},
+      {"capture.mode", false,
+       [](N n, O o, K k, Config& c) { c.capture_mode = one_of(n, o, k, {"trigger", "logical"}); }},
+      {"capture.slot", false,
+       [](N n, O o, K k, Config& c) {
+         c.capture_slot = scalar(n, o, k);
+         const bool ok = !c.capture_slot.empty() && c.capture_slot.size() <= 63 &&
+                         c.capture_slot.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") ==
+                             std::string::npos;
+         if (!ok) fail(o, k, "must be 1-63 lower-case letters, digits or underscores (a slot name)");
+       }},
+      {"capture.replication_url", false,
+       [](N n, O o, K k, Config& c) { c.capture_replication_url = scalar_or_empty(n, o, k); }},
+      {"capture.interval_ms", false,
+       [](N n, O o, K k, Config& c) { c.capture_interval_ms = integer(n, o, k, 10, 60000); }},
+      {"capture.batch_runs", false,
+       [](N n, O o, K k, Config& c) {
+         c.capture_batch_runs = integer<std::size_t>(n, o, k, 1, 100000);
+       }},
       {"retention.days", false,
        [](N n, O o, K k, Config& c) { c.retention_days = integer(n, o, k, 0, 36500); }},
       {"tailer.enabled", false,

@@ -81,6 +81,13 @@ struct Config {
   bool compactor_enabled = true;       // fold rollup deltas (one replica at a time)
   int compactor_interval_ms = 1000;    // pause after a round that found less than a batch
   int compactor_batch_deltas = 20000;  // deltas folded per transaction at most
+  // How MeshHook's finished runs are captured: "trigger" (capture.sql, in MeshHook's
+  // transactions) or "logical" (a replication slot read by this daemon: capture_logical.sql).
+  std::string capture_mode = "trigger";
+  std::string capture_slot = "meshhook_stats_capture";
+  std::string capture_replication_url;    // the slot's login (REPLICATION); "" = database.url
+  int capture_interval_ms = 200;          // runs read from the slot are stored at least this often
+  std::size_t capture_batch_runs = 5000;  // or as soon as this many are waiting
 
   // Bounds on one statistics request.
   int statistics_request_timeout_ms = 5000;     // one deadline for all of a request's statements

@@ -151,7 +151,12 @@ struct Service::Impl {
                                  .tail_details_delay_ms = config.tail_details_delay_ms,
                                  .compaction_enabled = config.compactor_enabled,
                                  .compaction_interval_ms = config.compactor_interval_ms,
-                                 .compaction_batch_deltas = config.compactor_batch_deltas},
+                                 .compaction_batch_deltas = config.compactor_batch_deltas,
+                                 .logical_capture = config.capture_mode == "logical",
+                                 .capture_replication_url = config.capture_replication_url,
+                                 .capture_slot = config.capture_slot,
+                                 .capture_interval_ms = config.capture_interval_ms,
+                                 .capture_batch_runs = config.capture_batch_runs},
           registry, run_metrics);
     }
     if (config.ui_enabled) {

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# MeshHook finishing runs with and without the capture trigger, side by side in one run.
-#   bench/capture/run.sh DATABASE_URL [MESHHOOK_BIN] [CLIENTS] [SECONDS]
+# MeshHook finishing runs without capture, with the capture trigger and with the logical
+# capture, side by side in one run.
+#   bench/capture/run.sh DATABASE_URL [MESHHOOK_BIN] [CLIENTS] [SECONDS] [MODES]
+# MODES: "trigger logical" (default), "trigger" or "logical" (also CAPTURE_BENCH_MODES).
 # Creates MeshHook's tables (tests/fixtures/meshhook_schema.sql) and 400,000 running runs in a
 # scratch database `meshhook_capture_bench` of that server (dropped first), migrates it, then
-# for each transaction shape (one run, two random runs) runs pgbench without the capture,
-# then with sql/integrations/meshhook/capture.sql installed (the compactor folding what the
-# trigger appends, as the daemon does), resetting the statuses before every run.
+# for each transaction shape (one run, two random runs) runs pgbench without any capture, then
+# for each mode with it installed, resetting the statuses before every run:
+#   trigger  sql/integrations/meshhook/capture.sql, and the compactor moving and folding what
+#            the trigger appends (a psql loop, one round every 0.2 s);
+#   logical  sql/integrations/meshhook/capture_logical.sql and no trigger, the daemon
+#            (`serve`, capture.mode: logical at its default interval, its compactor on) reading
+#            the slot while pgbench runs. Needs wal_level = logical (scripts/pg.sh sets it).
+# After each run it waits until every run finished is captured (captured = finished), and
+# prints the CPU seconds spent during the run by the daemon process, the WAL sender reading
+# the slot and the daemon's Postgres session storing the runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -13,13 +22,22 @@ server=${1:?DATABASE_URL of the server}
 bin=${2:-$root/build/app/meshhook-stats}
 clients=${3:-32}
 seconds=${4:-15}
+modes=${5:-${CAPTURE_BENCH_MODES:-trigger logical}}
 db=meshhook_capture_bench
+slot=meshhook_capture_bench
 url="${server%/*}/$db"
+work=$(mktemp -d)
 psql "$server" -qX -c "drop database if exists $db with (force)" -c "create database $db"
 MESHHOOK_STATS_DATABASE_URL="$url" "$bin" migrate >/dev/null 2>&1
 psql "$url" -qX -v ON_ERROR_STOP=1 -f "$root/tests/fixtures/meshhook_schema.sql" -f "$here/setup.sql"
+if [[ " $modes " == *" logical "* ]] &&
+   [ "$(psql "$url" -qXtA -c "show wal_level")" != logical ]; then
+  echo "run.sh: the logical mode needs wal_level = logical on this server" >&2
+  exit 2
+fi
 
 compactor_pid=
+daemon_pid=
 start_compactor() {
   # What the daemon's compactor does: one short transaction per round.
   (while true; do
@@ -32,26 +50,71 @@ stop_compactor() {
   [ -n "$compactor_pid" ] && kill "$compactor_pid" 2>/dev/null && wait "$compactor_pid" 2>/dev/null || true
   compactor_pid=
 }
-trap stop_compactor EXIT
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+start_daemon() {
+  rm -f "$work/daemon.log"
+  MESHHOOK_STATS_DATABASE_URL="$url" MESHHOOK_STATS_CAPTURE_MODE=logical \
+    MESHHOOK_STATS_CAPTURE_SLOT="$slot" MESHHOOK_STATS_UI_ENABLED=false \
+    MESHHOOK_STATS_API_LISTEN="127.0.0.1:$(free_port)" \
+    MESHHOOK_STATS_METRICS_LISTEN="127.0.0.1:$(free_port)" \
+    MESHHOOK_STATS_SPOOL_DIR="$work/spool" "$bin" serve >"$work/daemon.log" 2>&1 &
+  daemon_pid=$!
+  # Active: the log says so and the slot has its reader (the WAL sender measured below).
+  for _ in $(seq 1 100); do
+    grep -qs "capture: active" "$work/daemon.log" && [ "$(walsender_pid)" != 0 ] && return 0
+    sleep 0.1
+  done
+  echo "run.sh: the daemon's capture did not become active:" >&2
+  cat "$work/daemon.log" >&2
+  exit 1
+}
+stop_daemon() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  daemon_pid=
+}
+trap 'stop_compactor; stop_daemon; [ -n "${KEEP_LOG:-}" ] && cp "$work/daemon.log" "$KEEP_LOG"; rm -rf "$work"' EXIT
 
-run() {  # shape, label -> "tps failed"
-  psql "$url" -qX -v ON_ERROR_STOP=1 -f "$here/reset.sql" >/dev/null
-  local out
+cpu_seconds() {  # pid -> user + system CPU seconds so far (0 when gone)
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null ||
+    echo 0
+}
+walsender_pid() {
+  psql "$url" -qXtA -c "select coalesce(active_pid, 0) from pg_replication_slots where slot_name = '$slot'"
+}
+store_pid() {  # the daemon's session storing the runs it reads
+  psql "$url" -qXtA -c "select coalesce(max(pid), 0) from pg_stat_activity
+                        where application_name = 'meshhook-stats-capture'"
+}
+
+run() {  # shape -> "tps failed"
+  local out tps failed
   out=$(pgbench -n -c "$clients" -j 2 -T "$seconds" -f "$here/$1.sql" "$url" 2>&1)
-  local tps failed
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -1)
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
   echo "${tps:-0} ${failed:-0}"
   grep -i "deadlock\|error" <<<"$out" | head -3 >&2 || true
 }
+reset() {
+  psql "$url" -qX -v ON_ERROR_STOP=1 -f "$here/reset.sql" >/dev/null
+}
+uninstall() {
+  PGOPTIONS="-c meshhook_stats.slot=$slot" \
+    psql "$url" -qX -f "$root/sql/integrations/meshhook/uninstall.sql" >/dev/null 2>&1
+}
+counts() {  # -> "captured finished"
+  echo "$(psql "$url" -qXtA -c "select count(*) from execution_time_statistics")" \
+       "$(psql "$url" -qXtA -c "select count(*) from workflow_runs where status <> 'running'")"
+}
 
-printf '%-12s %14s %10s %14s %10s %8s %10s %10s\n' shape "tps without" failed "tps with" failed ratio captured finished
-for shape in finish_one finish_two; do
-  psql "$url" -qX -f "$root/sql/integrations/meshhook/uninstall.sql" >/dev/null
-  read -r tps0 failed0 < <(run "$shape")
-  psql "$url" -qX -v ON_ERROR_STOP=1 -f "$root/sql/integrations/meshhook/capture.sql" >/dev/null
+with_trigger() {  # shape -> "tps failed captured finished cpu"
+  PGOPTIONS="-c client_min_messages=warning" \
+    psql "$url" -qX -v ON_ERROR_STOP=1 -f "$root/sql/integrations/meshhook/capture.sql" >/dev/null
+  reset
   start_compactor
-  read -r tps1 failed1 < <(run "$shape")
+  local tps failed
+  read -r tps failed < <(run "$1")
   stop_compactor
   # What the trigger appended and the compactor has not moved yet counts too: move it now (a
   # round still running when the loop was stopped holds its rows until it commits).
@@ -59,10 +122,50 @@ for shape in finish_one finish_two; do
               -c "select count(*) from execution_time_captured_runs" | tail -1)" = 0 ]; do
     sleep 0.2
   done
-  captured=$(psql "$url" -qXtA -c "select count(*) from execution_time_statistics")
-  finished=$(psql "$url" -qXtA -c "select count(*) from workflow_runs where status <> 'running'")
-  printf '%-12s %14s %10s %14s %10s %7.1f%% %10s %10s\n' "$shape" "$tps0" "$failed0" "$tps1" \
-    "$failed1" "$(echo "100 * $tps1 / $tps0" | bc -l)" "$captured" "$finished"
+  uninstall
+  echo "$tps $failed $(counts) -"
+}
+
+with_logical() {  # shape -> "tps failed captured finished cpu"
+  PGOPTIONS="-c meshhook_stats.slot=$slot" psql "$url" -qX -v ON_ERROR_STOP=1 \
+    -f "$root/sql/integrations/meshhook/capture_logical.sql" >/dev/null 2>&1
+  reset
+  start_daemon
+  local tps failed wal store d0 w0 s0 d1 w1 s1 target
+  wal=$(walsender_pid)
+  store=$(store_pid)
+  d0=$(cpu_seconds "$daemon_pid")
+  w0=$(cpu_seconds "$wal")
+  s0=$(cpu_seconds "$store")
+  read -r tps failed < <(run "$1")
+  d1=$(cpu_seconds "$daemon_pid")
+  w1=$(cpu_seconds "$wal")
+  s1=$(cpu_seconds "$store")
+  # Every finish is in the WAL by now: wait until the slot has confirmed past it.
+  target=$(psql "$url" -qXtA -c "select pg_current_wal_lsn()")
+  for _ in $(seq 1 600); do
+    [ "$(psql "$url" -qXtA -c "select confirmed_flush_lsn >= '$target' from pg_replication_slots
+                               where slot_name = '$slot'")" = t ] && break
+    sleep 0.1
+  done
+  stop_daemon
+  uninstall
+  echo "$tps $failed $(counts) $(printf '%.2f+%.2f+%.2f' "$(echo "$d1 - $d0" | bc)" \
+    "$(echo "$w1 - $w0" | bc)" "$(echo "$s1 - $s0" | bc)")"
+}
+
+printf '%-11s %-8s %10s %10s %7s %7s %9s %9s %s\n' shape mode "tps off" "tps on" failed ratio \
+  captured finished "cpu s: daemon+walsender+store"
+for shape in finish_one finish_two; do
+  uninstall
+  reset
+  read -r tps0 failed0 < <(run "$shape")
+  [ "$failed0" = 0 ] || echo "run.sh: $failed0 failed transactions without capture" >&2
+  for mode in $modes; do
+    read -r tps1 failed1 captured finished cpu < <("with_$mode" "$shape")
+    printf '%-11s %-8s %10s %10s %7s %6.1f%% %9s %9s %s\n' "$shape" "$mode" "$tps0" "$tps1" \
+      "$failed1" "$(echo "100 * $tps1 / $tps0" | bc -l)" "$captured" "$finished" "$cpu"
+  done
 done
 psql "$url" -qXtA -c "select 'pending deltas after the last run: ' || count(*) from execution_time_rollup_deltas"
 psql "$url" -qXtA -c "select 'rejected runs: ' || count(*) from execution_time_rejected_runs"

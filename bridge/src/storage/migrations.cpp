@@ -190,7 +190,17 @@ std::string_view embedded_sql(std::string_view relative_path) {
   throw std::out_of_range("no embedded SQL file " + std::string(relative_path));
 }
 
-bool install_meshhook_capture(const std::string& url) {
+bool install_meshhook_logical_capture(const std::string& url, const std::string& slot) {
+  pqxx::connection conn(url);
+  pqxx::nontransaction tx(conn);
+  if (tx.exec1("select to_regclass('workflow_runs') is null")[0].as<bool>()) return false;
+  tx.exec_params("select set_config('meshhook_stats.slot', $1, false)", slot);
+  // Outside a transaction block: the slot is created before the publication is written.
+  tx.exec(std::string(embedded_sql("integrations/meshhook/capture_logical.sql")));
+  return true;
+}
+
+bool install_meshhook_capture(const std::string& url, bool trigger) {
   if (auto status = check_schema(url); !status.current()) {
     throw std::runtime_error(status.message());
   }
@@ -200,6 +210,11 @@ bool install_meshhook_capture(const std::string& url) {
     return false;
   }
   tx.exec(std::string(embedded_sql("integrations/meshhook/capture.sql")));
+  if (!trigger) {
+    // capture.mode logical: MeshHook's transactions keep no trigger of ours.
+    tx.exec("drop trigger if exists meshhook_stats_capture_run on workflow_runs");
+    tx.exec("drop trigger if exists meshhook_stats_capture_run_insert on workflow_runs");
+  }
   const bool details =
       tx.exec1(
             "select to_regprocedure('meshhook_stats_record_run_details(uuid[], text)') is not "

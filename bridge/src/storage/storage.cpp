@@ -9,6 +9,7 @@
 #include "detail/conninfo.h"
 #include "meshhook/bridge/storage/batch_writer.h"
 #include "meshhook/bridge/storage/compactor.h"
+#include "meshhook/bridge/storage/logical_capture.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/spool.h"
 #include "meshhook/bridge/storage/tailer.h"
@@ -63,6 +64,16 @@ void Storage::start() {
     compactor_ = std::make_unique<Compactor>(compactor_options, registry_);
     compactor_->start();
   }
+  if (options_.logical_capture) {
+    LogicalCaptureOptions capture_options;
+    capture_options.database_url = options_.database_url;
+    capture_options.replication_url = options_.capture_replication_url;
+    capture_options.slot = options_.capture_slot;
+    capture_options.interval = std::chrono::milliseconds(options_.capture_interval_ms);
+    capture_options.batch_runs = options_.capture_batch_runs;
+    capture_ = std::make_unique<LogicalCapture>(capture_options, registry_);
+    capture_->start();
+  }
   if (options_.retention_days > 0) {
     retention_ = std::thread([this] { retention_loop(); });
   }
@@ -77,6 +88,7 @@ void Storage::stop() {
   }
   cv_.notify_all();
   if (retention_.joinable()) retention_.join();
+  if (capture_) capture_->stop();
   if (tailer_) tailer_->stop();
   if (compactor_) compactor_->stop();
   if (writer_) writer_->stop(std::chrono::milliseconds(options_.stop_drain_ms));
@@ -136,6 +148,7 @@ std::string Storage::readiness_detail() const {
     out += buf;
   }
   if (tailer_) out += tailer_->active() ? "; tailer active" : "; tailer standby";
+  if (capture_) out += capture_->active() ? "; capture active" : "; capture standby";
   return out;
 }
 

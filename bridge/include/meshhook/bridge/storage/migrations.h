@@ -52,6 +52,14 @@ std::string_view embedded_sql(std::string_view relative_path);
 /// Installs the MeshHook capture trigger (sql/integrations/meshhook/capture.sql) in the
 /// database at url, in one transaction. Returns false, installing nothing, when the database
 /// has no workflow_runs table. Requires a current schema (throws std::runtime_error if not).
-bool install_meshhook_capture(const std::string& url);
+/// With trigger false (capture.mode logical) it installs the functions of capture.sql but no
+/// trigger on workflow_runs (and removes one installed before).
+bool install_meshhook_capture(const std::string& url, bool trigger = true);
+
+/// Creates the logical capture's replication slot and publication
+/// (sql/integrations/meshhook/capture_logical.sql) in the database at url; safe to repeat.
+/// Needs a login that may create both (REPLICATION, owner of workflow_runs); throws what
+/// Postgres said otherwise. Returns false when the database has no workflow_runs table.
+bool install_meshhook_logical_capture(const std::string& url, const std::string& slot);
 
 }  // namespace meshhook::bridge

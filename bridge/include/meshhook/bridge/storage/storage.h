@@ -22,6 +22,7 @@ class Spool;
 class BatchWriter;
 class Tailer;
 class Compactor;
+class LogicalCapture;
 
 /// Mirrors the storage settings of the daemon's config.
 struct StorageOptions {
@@ -48,6 +49,12 @@ struct StorageOptions {
   bool compaction_enabled = true;
   int compaction_interval_ms = 1000;
   int compaction_batch_deltas = 20000;
+  /// capture.mode logical: read finished runs from a replication slot (logical_capture.h).
+  bool logical_capture = false;
+  std::string capture_replication_url;  // "" = database_url
+  std::string capture_slot = "meshhook_stats_capture";
+  int capture_interval_ms = 200;
+  std::size_t capture_batch_runs = 5000;
 };
 
 /// Owns the spool, the writer thread, the optional tailer and retention threads.
@@ -95,6 +102,7 @@ class Storage {
   std::unique_ptr<BatchWriter> writer_;
   std::unique_ptr<Tailer> tailer_;
   std::unique_ptr<Compactor> compactor_;
+  std::unique_ptr<LogicalCapture> capture_;
   std::thread retention_;
   std::mutex mutex_;
   std::condition_variable cv_;
