@@ -160,7 +160,7 @@ StepTimesQuery::StepTimesQuery(pqxx::transaction_base& tx, const StatisticsParam
     : tx_(tx), params_(params), limits_(limits) {}
 
 std::vector<StepTimes> StepTimesQuery::steps(const ResolvedRange& range) {
-  // No rollups: the rows are the cheapest answer, so only exact=false asks for the sketch.
+  // Exact from the rows unless exact=false, as documented; exact=false reads the rollups.
   auto out = params_.exact.value_or(true) ? exact_steps(range) : sketch_steps(range);
   finish(out);
   return out;
