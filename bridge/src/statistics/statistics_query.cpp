@@ -264,8 +264,8 @@ const ShapedStatement kPieces("statistics_sketch_pieces", [](unsigned shape) {
   return pieces_union(shape, "sketch::text", "$12", "$13");
 });
 
-// Where a measure's rows are: the table and the column of milliseconds. Only execution times
-// have rollups; the other measures are answered from their rows.
+// Where a measure's rows are: the table and the column of milliseconds. Every measure has
+// rollups (queue waits since migration 0014).
 struct MeasureSource {
   const char* table;
   const char* value;
@@ -284,7 +284,9 @@ MeasureSource source_of(Measure m) {
   }
   return {"execution_time_statistics", "execution_time_ms", true};
 }
-bool has_rollups(Measure m) { return m == Measure::execution_time; }
+// Without `exact`, execution times answer small ranges from the rows and large ones from the
+// rollups; queue-times is documented to answer from the rows unless exact=false.
+bool exact_by_default(Measure m) { return m != Measure::execution_time; }
 
 // A measure's rows for a request's filters and range [$3, $4), as a from-item with the
 // columns workflow_id, status, finished_at and m.value. Execution times include the captured
@@ -335,31 +337,15 @@ std::string exact_histogram_sql(unsigned shape, MeasureSource m) {
          rows_of(shape, m) + " group by 1";
 }
 
-// The sketch of a measure without rollups, built from its rows in the statement: one row
-// per group and sketch bucket, in the columns of kPieces (so the same code merges them).
-// $5 unit, $6 tz, $7 group_by, $8 at most this many rows.
-std::string row_sketch_sql(unsigned shape, MeasureSource m) {
-  return "select case when $7::text = 'workflow' then workflow_id::text end,"
-         " case when $7::text = 'status' then status end, " +
-         time_bucket_of("finished_at", "$5", "$6") +
-         ", count(*), sum(v), min(v), max(v), count(*) filter (where v = 0), " +
-         detail::sketch_bucket_sql("i", "count(*)") +
-         " from (select workflow_id, status, finished_at, " + m.value +
-         " as v, meshhook_stats_sketch_index(" + m.value + ") as i from " + rows_of(shape, m) +
-         ") as r group by 1, 2, 3, i limit $8::bigint";
-}
-
 // A measure's statements, each in its four shapes and with its own prepared names.
 struct MeasureStatements {
-  ShapedStatement exact, exact_histogram, row_sketch;
+  ShapedStatement exact, exact_histogram;
   explicit MeasureStatements(Measure measure)
       : exact("statistics_exact_" + std::string(to_string(measure)),
               [&](unsigned shape) { return exact_sql(shape, source_of(measure)); }),
         exact_histogram(
             "statistics_exact_histogram_" + std::string(to_string(measure)),
-            [&](unsigned shape) { return exact_histogram_sql(shape, source_of(measure)); }),
-        row_sketch("statistics_row_sketch_" + std::string(to_string(measure)),
-                   [&](unsigned shape) { return row_sketch_sql(shape, source_of(measure)); }) {}
+            [&](unsigned shape) { return exact_histogram_sql(shape, source_of(measure)); }) {}
 };
 const MeasureStatements& statements_of(Measure m) {
   static const std::array<MeasureStatements, 3> kStatements = {
@@ -373,6 +359,48 @@ const MeasureStatements& statements_of(Measure m) {
     default:
       return kStatements[0];
   }
+}
+
+// Queue waits and start waits (migration 0014): the pieces of kPieces, in its columns and
+// parameters, from queue_step_rollups_compacted (its hour, day and week levels), the pending
+// deltas and the rows of queue_time_statistics at the edges. Every level keeps the run's
+// status, so one text serves every filter and grouping; the weekly branch reads nothing when
+// $12 = $13.
+std::string queue_pieces_sql(unsigned shape, Measure measure) {
+  const auto m = source_of(measure);
+  const std::string where =
+      " where " + row_filter(shape) + " and measure = '" + std::string(to_string(measure)) + "'";
+  const std::string totals = ", run_count, sum_ms, min_ms, max_ms, zero_count, sketch::text, ";
+  auto level = [&](const char* name, const char* from, const char* to, const char* days = "1") {
+    return "select workflow_id::text, status, " + time_bucket("bucket_start") + totals + days +
+           " as days from queue_step_rollups_compacted" + where + " and level = '" + name +
+           "' and bucket_start >= " + from + "::timestamptz and bucket_start < " + to +
+           "::timestamptz";
+  };
+  const std::string deltas =
+      "select workflow_id::text, status, " + time_bucket("bucket_start") + totals +
+      "1 from queue_step_rollup_deltas" + where +
+      " and bucket_start >= $5::timestamptz and bucket_start < $6::timestamptz";
+  auto rows = [&](const char* from, const char* to) {
+    return "select workflow_id::text, status, " + time_bucket("finished_at") + ", 1, " + m.value +
+           ", " + m.value + ", " + m.value + ", 0, null, 1 from " + m.table + " where " +
+           row_filter(shape) + " and finished_at >= " + from + "::timestamptz and finished_at < " +
+           to + "::timestamptz";
+  };
+  return "select * from (" + level("day", "$7", "$12") + " union all " +
+         level("week", "$12", "$13", "7") + " union all " + level("day", "$13", "$8") +
+         " union all " + level("hour", "$5", "$7") + " union all " + level("hour", "$8", "$6") +
+         " union all " + deltas + " union all " + rows("$3", "$5") + " union all " +
+         rows("$6", "$4") + ") as pieces limit $11::bigint";
+}
+const ShapedStatement& queue_pieces(Measure m) {
+  static const ShapedStatement kQueueWait("statistics_queue_wait_pieces", [](unsigned shape) {
+    return queue_pieces_sql(shape, Measure::queue_wait);
+  });
+  static const ShapedStatement kStartWait("statistics_start_wait_pieces", [](unsigned shape) {
+    return queue_pieces_sql(shape, Measure::start_wait);
+  });
+  return m == Measure::start_wait ? kStartWait : kQueueWait;
 }
 
 // The filters of a request as statement parameters, and the shape they make.
@@ -505,9 +533,7 @@ std::uint64_t StatisticsQuery::bucket_count(const ResolvedRange& range) const {
 bool StatisticsQuery::sketch_allowed(const ResolvedRange& range) const {
   // Hourly pieces nest in tz hours, days and weeks only when tz is a whole number of hours
   // from UTC; otherwise only the rows can say which bucket a run belongs to.
-  // A measure without rollups is bucketed from its rows, in any tz.
-  return !is_time_grouping(params_.group_by) || range.tz_whole_hours ||
-         !has_rollups(params_.measure);
+  return !is_time_grouping(params_.group_by) || range.tz_whole_hours;
 }
 
 // The bounds of the pieces of [start_us, end_us) and the time unit, as statement parameters.
@@ -615,36 +641,21 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
                                                                          bool group) {
   const auto p = plan_pieces(range, start_us, end_us, group);
   const auto f = filters_of(params_);
-  const auto result = [&] {
-    if (!has_rollups(params_.measure)) {
-      // From the rows, bucketed in the statement; any tz can cut them.
-      const auto& statement = statements_of(params_.measure).row_sketch;
-      statement_ = statement.name.c_str();
-      if (limits_.deadline) limits_.deadline->limit(tx_);
-      const auto unit = group ? trunc_unit(params_.group_by) : std::nullopt;
-      return tx_.exec_prepared(prepared(tx_, statement, f.shape), c_str(f.workflows),
-                               c_str(f.statuses), format_rfc3339_utc(start_us),
-                               format_rfc3339_utc(end_us), c_str(unit), params_.tz,
-                               std::string(to_string(group ? params_.group_by : GroupBy::none)),
-                               std::to_string(limits_.max_rollup_rows + 1));
-    }
-    statement_ = kPieces.name.c_str();
-    if (limits_.deadline) limits_.deadline->limit(tx_);
-    return tx_.exec_prepared(
-        prepared(tx_, kPieces,
-                 rollup_shape(f, group ? params_.group_by : GroupBy::none, p.w0, p.w1)),
-        c_str(f.workflows), c_str(f.statuses), format_rfc3339_utc(start_us),
-        format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1),
-        format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit), params_.tz,
-        std::to_string(limits_.max_rollup_rows + 1), format_rfc3339_utc(p.w0),
-        format_rfc3339_utc(p.w1));
-  }();
-  if (has_rollups(params_.measure)) {
-    check_rollup_rows(result, 0, limits_.max_rollup_rows);
-  } else if (result.size() > limits_.max_rollup_rows) {
-    throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
-                                " rollup rows");
-  }
+  // Execution times read 0008-0013's levels (kPieces), the queue measures 0014's; both take
+  // the same parameters.
+  const bool runs = params_.measure == Measure::execution_time;
+  const auto& statement = runs ? kPieces : queue_pieces(params_.measure);
+  const unsigned shape =
+      runs ? rollup_shape(f, group ? params_.group_by : GroupBy::none, p.w0, p.w1) : f.shape;
+  statement_ = statement.name.c_str();
+  if (limits_.deadline) limits_.deadline->limit(tx_);
+  const auto result = tx_.exec_prepared(
+      prepared(tx_, statement, shape), c_str(f.workflows), c_str(f.statuses),
+      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0),
+      format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
+      params_.tz, std::to_string(limits_.max_rollup_rows + 1), format_rfc3339_utc(p.w0),
+      format_rfc3339_utc(p.w1));
+  check_rollup_rows(result, 0, limits_.max_rollup_rows);
 
   // Keyed by what the grouping needs: workflow, status or bucket.
   std::map<PieceKey, Accumulated> by_key;
@@ -747,10 +758,8 @@ std::vector<StatisticsGroup> StatisticsQuery::sketch_groups(std::vector<Accumula
 std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
                                                      std::int64_t start_us, std::int64_t end_us) {
   std::vector<StatisticsGroup> out;
-  // Without rollups nothing is cheaper than the rows: unset means exact.
-  const bool rollups = has_rollups(params_.measure);
-  const bool want_exact = params_.exact.value_or(!rollups) || !sketch_allowed(range) ||
-                          method_ == StatisticsMethod::exact;
+  const bool want_exact = params_.exact.value_or(exact_by_default(params_.measure)) ||
+                          !sketch_allowed(range) || method_ == StatisticsMethod::exact;
   if (want_exact) {
     method_ = StatisticsMethod::exact;
     out = exact_groups(start_us, end_us);
@@ -772,7 +781,7 @@ std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
 std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& range) {
   const auto& edges = histogram_edges();
   std::vector<std::uint64_t> counts(edges.size(), 0);  // counts[k]: [edges[k], edges[k+1])
-  bool exact = params_.exact.value_or(!has_rollups(params_.measure));
+  bool exact = params_.exact.value_or(exact_by_default(params_.measure));
   std::vector<Accumulated> pieces;
   if (!exact) {
     pieces = sketch_pieces(range, range.start_us, range.end_us, false);

@@ -22,10 +22,10 @@ using detail::round3;
 // $1 the workflow, $2 the step statuses (null: both); the range [$3, $4). Two shapes, so each
 // prepared statement's generic plan uses the (workflow_id, finished_at) index, whose included
 // columns are all a statement reads (an index-only scan once the table is vacuumed).
-std::string step_filter(bool by_status) {
+std::string step_filter(bool by_status, const char* from = "$3", const char* to = "$4") {
   return std::string(" from step_time_statistics where workflow_id = $1::uuid and ") +
          (by_status ? "status = any($2::text[])" : "$2::text[] is null") +
-         " and finished_at >= $3::timestamptz and finished_at < $4::timestamptz";
+         " and finished_at >= " + from + "::timestamptz and finished_at < " + to + "::timestamptz";
 }
 
 // step, type, count, sum, failed, attempts. A step's type is that of its latest row (by
@@ -41,15 +41,73 @@ std::string exact_sql(bool by_status) {
          step_filter(by_status) + " group by step_id";
 }
 
-// The totals, then min, max, zeros, the sketch bucket and the latest finished_at (Unix
-// microseconds): one row per step and bucket of ExecutionTimeSketch
-// (meshhook_stats_sketch_index), at most $5 rows.
-std::string sketch_sql(bool by_status) {
-  return std::string(kTotals) +
-         ", min(duration_ms), max(duration_ms), count(*) filter (where duration_ms = 0), " +
-         detail::sketch_bucket_sql("meshhook_stats_sketch_index(duration_ms)", "count(*)") +
-         ", (extract(epoch from max(finished_at)) * 1000000)::bigint" + step_filter(by_status) +
-         " group by step_id, meshhook_stats_sketch_index(duration_ms) limit $5::bigint";
+// The pieces of one workflow's steps over [$3, $4) from the rollups (migration 0014): weekly
+// rows for [$9, $10), daily for [$7, $9) and [$10, $8), hourly for [$5, $7) and [$8, $6), the
+// deltas not yet compacted for every hour of [$5, $6), and the rows of the partial hours
+// [$3, $5) and [$6, $4). One statement, so one snapshot: a delta is pending or folded, never
+// both. Columns: step, status, count, sum, min, max, zeros, sketch (null for a row: its value is
+// min), attempts, the latest finished_at (Unix microseconds) and its step type, and the days a
+// row stands for in statistics.max_rollup_rows (a week counts its seven). At most $11 rows.
+std::string rollup_sql(bool by_status) {
+  const std::string where = std::string(" where workflow_id = $1::uuid and ") +
+                            (by_status ? "status = any($2::text[])" : "$2::text[] is null") +
+                            " and measure = 'step_duration'";
+  const std::string totals =
+      "select step_id, status, run_count, sum_ms, min_ms, max_ms, zero_count, sketch::text,"
+      " attempts, (extract(epoch from latest_finished_at) * 1000000)::bigint, latest_step_type, ";
+  auto level = [&](const char* name, const char* from, const char* to, const char* days = "1") {
+    return totals + days + " from queue_step_rollups_compacted" + where + " and level = '" + name +
+           "' and bucket_start >= " + from + "::timestamptz and bucket_start < " + to +
+           "::timestamptz";
+  };
+  auto rows = [&](const char* from, const char* to) {
+    return std::string(
+               "select step_id, status, 1, duration_ms, duration_ms, duration_ms, 0, null,"
+               " attempts, (extract(epoch from finished_at) * 1000000)::bigint,"
+               " step_type, 1") +
+           step_filter(by_status, from, to);
+  };
+  return "select * from (" + level("week", "$9", "$10", "7") + " union all " +
+         level("day", "$7", "$9") + " union all " + level("day", "$10", "$8") + " union all " +
+         level("hour", "$5", "$7") + " union all " + level("hour", "$8", "$6") + " union all " +
+         totals + "1 from queue_step_rollup_deltas" + where +
+         " and bucket_start >= $5::timestamptz and bucket_start < $6::timestamptz union all " +
+         rows("$3", "$5") + " union all " + rows("$6", "$4") + ") as pieces limit $11::bigint";
+}
+
+constexpr std::int64_t kHourUs = 3600LL * 1000000;
+constexpr std::int64_t kDayUs = 24 * kHourUs;
+constexpr std::int64_t kWeekUs = 7 * kDayUs;
+constexpr std::int64_t kMondayUs = 4 * kDayUs;  // 1970-01-05 was a Monday
+
+std::int64_t floor_to(std::int64_t t, std::int64_t unit, std::int64_t origin = 0) {
+  t -= origin;
+  std::int64_t q = t / unit;
+  if (t % unit != 0 && t < 0) --q;
+  return q * unit + origin;
+}
+std::int64_t ceil_to(std::int64_t t, std::int64_t unit, std::int64_t origin = 0) {
+  const std::int64_t f = floor_to(t, unit, origin);
+  return f == t ? t : f + unit;
+}
+
+// The bounds of the pieces of [start, end): whole UTC hours [h0, h1), days [d0, d1) inside
+// them and weeks [w0, w1) inside those; each collapses to an empty range when there is none.
+struct StepPieces {
+  std::int64_t h0, h1, d0, d1, w0, w1;
+};
+StepPieces plan_step_pieces(std::int64_t start_us, std::int64_t end_us) {
+  StepPieces p;
+  p.h0 = ceil_to(start_us, kHourUs);
+  p.h1 = floor_to(end_us, kHourUs);
+  if (p.h0 > p.h1) p.h0 = p.h1 = start_us;  // within one hour: rows only
+  p.d0 = ceil_to(p.h0, kDayUs);
+  p.d1 = floor_to(p.h1, kDayUs);
+  if (p.d0 >= p.d1) p.d0 = p.d1 = p.h0;
+  p.w0 = ceil_to(p.d0, kWeekUs, kMondayUs);
+  p.w1 = floor_to(p.d1, kWeekUs, kMondayUs);
+  if (p.w0 >= p.w1) p.w0 = p.w1 = p.d0;
+  return p;
 }
 
 std::optional<std::string> statuses_literal(const StatisticsParams& p) {
@@ -102,7 +160,7 @@ StepTimesQuery::StepTimesQuery(pqxx::transaction_base& tx, const StatisticsParam
     : tx_(tx), params_(params), limits_(limits) {}
 
 std::vector<StepTimes> StepTimesQuery::steps(const ResolvedRange& range) {
-  // No rollups: the rows are the cheapest answer, so only exact=false asks for the sketch.
+  // Exact from the rows unless exact=false, as documented; exact=false reads the rollups.
   auto out = params_.exact.value_or(true) ? exact_steps(range) : sketch_steps(range);
   finish(out);
   return out;
@@ -135,16 +193,21 @@ std::vector<StepTimes> StepTimesQuery::exact_steps(const ResolvedRange& range) {
 std::vector<StepTimes> StepTimesQuery::sketch_steps(const ResolvedRange& range) {
   method_ = StatisticsMethod::sketch;
   const auto statuses = statuses_literal(params_);
-  static const std::string kSql[2] = {sketch_sql(false), sketch_sql(true)};
-  statement_ = statuses ? "statistics_steps_sketch_1" : "statistics_steps_sketch_0";
+  static const std::string kSql[2] = {rollup_sql(false), rollup_sql(true)};
+  statement_ = statuses ? "statistics_steps_rollups_1" : "statistics_steps_rollups_0";
   if (limits_.deadline) limits_.deadline->limit(tx_);
+  const auto p = plan_step_pieces(range.start_us, range.end_us);
   auto result = tx_.exec_prepared(
       prepared(tx_, statement_, kSql[statuses ? 1 : 0]), params_.workflow_ids.front(),
       c_str(statuses), format_rfc3339_utc(range.start_us), format_rfc3339_utc(range.end_us),
+      format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0),
+      format_rfc3339_utc(p.d1), format_rfc3339_utc(p.w0), format_rfc3339_utc(p.w1),
       std::to_string(limits_.max_rollup_rows + 1));
-  if (result.size() > limits_.max_rollup_rows) {
+  std::uint64_t rollup_rows = 0;
+  for (const auto& row : result) rollup_rows += static_cast<std::uint64_t>(as_int64(row[11]));
+  if (rollup_rows > limits_.max_rollup_rows) {
     throw StatisticsTooMuchData("more than " + std::to_string(limits_.max_rollup_rows) +
-                                " sketch bucket rows");
+                                " rollup rows");
   }
   struct Step {
     StepTimes times;
@@ -156,15 +219,25 @@ std::vector<StepTimes> StepTimesQuery::sketch_steps(const ResolvedRange& range) 
   std::map<std::string, Step> by_step;
   for (const auto& row : result) {
     auto& step = by_step[row[0].c_str()];
-    add_totals(step.times, row);
-    // The type of the latest row over every bucket, as the exact statement picks it.
-    std::pair<std::int64_t, std::string> latest{as_int64(row[10]), row[1].c_str()};
+    auto& t = step.times;
+    const auto n = static_cast<std::uint64_t>(as_int64(row[2]));
+    t.step_id = row[0].c_str();
+    t.count += n;
+    t.sum_ms += as_double(row[3]);
+    if (std::string_view(row[1].c_str()) == "failed") t.failed += n;
+    t.attempts += static_cast<std::uint64_t>(as_int64(row[8]));
+    // The type of the latest row over every piece, as the exact statement picks it.
+    std::pair<std::int64_t, std::string> latest{as_int64(row[9]), row[10].c_str()};
     if (latest > step.latest) step.latest = std::move(latest);
-    step.times.step_type = step.latest.second;
-    step.min = std::min(step.min, as_int64(row[6]));
-    step.max = std::max(step.max, as_int64(row[7]));
-    step.sketch.add_zeros(static_cast<std::uint64_t>(as_int64(row[8])));
-    step.sketch.add_pg_text(std::string_view(row[9].c_str(), row[9].size()));
+    t.step_type = step.latest.second;
+    step.min = std::min(step.min, as_int64(row[4]));
+    step.max = std::max(step.max, as_int64(row[5]));
+    if (row[7].is_null()) {
+      step.sketch.add(as_int64(row[4]), n);  // a row: its value
+    } else {
+      step.sketch.add_zeros(static_cast<std::uint64_t>(as_int64(row[6])));
+      step.sketch.add_pg_text(std::string_view(row[7].c_str(), row[7].size()));
+    }
   }
   std::vector<StepTimes> out;
   for (auto& entry : by_step) {

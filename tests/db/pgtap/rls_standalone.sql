@@ -15,8 +15,8 @@ select is((select count(*)::int from pg_class c join pg_attribute a on a.attreli
           'every table with a project_id has row level security enabled and forced');
 select is((select count(*)::int from pg_class c join pg_attribute a on a.attrelid = c.oid
            where a.attname = 'project_id' and c.relkind in ('r', 'p')
-             and c.relnamespace = current_schema()::regnamespace), 13,
-          'thirteen tables hold tenant rows (runs, captured runs not moved yet, queue waits, steps, compacted hourly and daily rollups and hourly, daily and weekly all-status ones, rollup deltas, rejected runs, workflow names, tenant roles)');
+             and c.relnamespace = current_schema()::regnamespace), 15,
+          'fifteen tables hold tenant rows (runs, captured runs not moved yet, queue waits, steps, compacted hourly and daily rollups and hourly, daily and weekly all-status ones, rollup deltas, queue and step rollups and their deltas, rejected runs, workflow names, tenant roles)');
 select is((select count(*)::int from pg_class c join pg_attribute a on a.attrelid = c.oid
            where a.attname = 'project_id' and c.relkind in ('v', 'm')
              and c.relnamespace = current_schema()::regnamespace

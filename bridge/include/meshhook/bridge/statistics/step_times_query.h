@@ -1,8 +1,9 @@
 #pragma once
 // The SQL of GET /api/v1/statistics/step-times: one group per step of one workflow over a
-// range, from step_time_statistics (no rollups: exact percentile_cont over the rows, or the
-// ExecutionTimeSketch built from the rows within 1 %). Runs inside the caller's transaction,
-// after StatisticsQuery::resolve made it theirs. One object per request; not thread-safe.
+// range: exact percentile_cont over step_time_statistics, or with exact=false the rollups of
+// migration 0014 (ExecutionTimeSketch within 1 %, the rest exact). Runs inside the caller's
+// transaction, after StatisticsQuery::resolve made it theirs. One object per request; not
+// thread-safe.
 
 #include <cstdint>
 #include <optional>
