@@ -244,7 +244,7 @@ TEST_CASE(
     INFO(measure);
     const std::string q = range + "&group_by=workflow&percentiles=50,95,99&measure=" + measure;
     const auto sketch = s.get(q + "&exact=false", "/api/v1/statistics/queue-times");
-    const auto exact = s.get(q, "/api/v1/statistics/queue-times");
+    const auto exact = s.get(q + "&exact=true", "/api/v1/statistics/queue-times");
     CHECK(sketch["accuracy"]["method"] == "sketch");
     CHECK(exact["accuracy"]["method"] == "exact");
     REQUIRE(sketch["groups"].size() == 3);
@@ -270,7 +270,7 @@ TEST_CASE(
   }
   const std::string steps_q = range + "&workflow_id=aaaaaaaa-0000-0000-0000-000000000001";
   const auto sketch = s.get(steps_q + "&exact=false", "/api/v1/statistics/step-times");
-  const auto exact = s.get(steps_q, "/api/v1/statistics/step-times");
+  const auto exact = s.get(steps_q + "&exact=true", "/api/v1/statistics/step-times");
   CHECK(sketch["accuracy"]["method"] == "sketch");
   REQUIRE(exact["steps"].size() == 4);
   REQUIRE(sketch["steps"].size() == 4);

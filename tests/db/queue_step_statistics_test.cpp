@@ -102,9 +102,13 @@ TEST_CASE("queue-times: exact is percentile_cont over the rows, the sketch withi
     SECTION(measure) {
       const std::string column = measure + "_ms";
       const std::string q = query + (measure == "queue_wait" ? "" : "&measure=" + measure);
-      // Without exact: no rollups for this measure, so the rows answer however many.
-      auto exact = s.get(q, kQueue);
+      auto exact = s.get(q + "&exact=true", kQueue);
       auto sketch = s.get(q + "&exact=false", kQueue);
+      // Without exact, as for execution times: more than exact_max_rows (2,000) rows in the
+      // range are answered from the rollups.
+      auto by_default = s.get(q, kQueue);
+      CHECK(by_default["accuracy"] == sketch["accuracy"]);
+      CHECK(by_default["groups"] == sketch["groups"]);
       CHECK(exact["accuracy"] == json({{"method", "exact"}, {"max_relative_error", 0}}));
       CHECK(sketch["accuracy"] == json({{"method", "sketch"}, {"max_relative_error", 0.01}}));
       CHECK(exact["filters"]["measure"] == measure);
@@ -179,8 +183,14 @@ TEST_CASE("step-times: one group per step by share, exact = percentile_cont, ske
                                "' and finished_at >= '2024-05-01' and finished_at < '2024-05-06'";
   const double total = sql_double(s.db, "select sum(duration_ms)" + in_range);
 
-  auto exact = s.get(q, kSteps);
+  auto exact = s.get(q + "&exact=true", kSteps);
   CHECK(exact["accuracy"]["method"] == "exact");
+  // Without exact, as for execution times: 9,500 rows (more than exact_max_rows) are answered
+  // from the rollups, 300 exactly.
+  CHECK(s.get(q, kSteps)["accuracy"]["method"] == "sketch");
+  CHECK(
+      s.get("workflow_id=" + std::string(kWorkflow) + "&start_date=2024-04-01&end_date=2024-04-30",
+            kSteps)["accuracy"]["method"] == "exact");
   CHECK(exact["filters"]["workflow_id"] == kWorkflow);
   CHECK(exact["count"].get<long long>() == s.db.scalar("select count(*)" + in_range));
   const auto& steps = exact["steps"];

@@ -386,7 +386,7 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
                                          .max_rollup_rows = options_.max_rollup_rows,
                                          .deadline = &deadline};
       StatisticsQuery query(tx, params, options_.exact_max_rows, limits);
-      StepTimesQuery step_query(tx, params, limits);
+      StepTimesQuery step_query(tx, params, limits, options_.exact_max_rows);
       try {
         // As the caller, in the statement that resolves the range: their claims for RLS
         // (auth.uid() reads request.jwt.claims), the reader role and the deadline.

@@ -286,7 +286,6 @@ MeasureSource source_of(Measure m) {
 }
 // Without `exact`, execution times answer small ranges from the rows and large ones from the
 // rollups; queue-times is documented to answer from the rows unless exact=false.
-bool exact_by_default(Measure m) { return m != Measure::execution_time; }
 
 // A measure's rows for a request's filters and range [$3, $4), as a from-item with the
 // columns workflow_id, status, finished_at and m.value. Execution times include the captured
@@ -758,13 +757,26 @@ std::vector<StatisticsGroup> StatisticsQuery::sketch_groups(std::vector<Accumula
 std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
                                                      std::int64_t start_us, std::int64_t end_us) {
   std::vector<StatisticsGroup> out;
-  const bool want_exact = params_.exact.value_or(exact_by_default(params_.measure)) ||
-                          !sketch_allowed(range) || method_ == StatisticsMethod::exact;
+  const bool want_exact =
+      params_.exact.value_or(false) || !sketch_allowed(range) || method_ == StatisticsMethod::exact;
   if (want_exact) {
     method_ = StatisticsMethod::exact;
     out = exact_groups(start_us, end_us);
-  } else if (!method_ && !params_.exact.has_value()) {
+  } else if (!method_ && !params_.exact.has_value() && params_.measure == Measure::execution_time) {
     out = auto_groups(range, start_us, end_us);
+  } else if (!method_ && !params_.exact.has_value()) {
+    // Queue waits: the rollups count the range's rows; few enough are answered exactly, as
+    // auto_groups does for execution times in one statement.
+    auto pieces = sketch_pieces(range, start_us, end_us, true);
+    std::uint64_t total = 0;
+    for (const auto& p : pieces) total += p.count;
+    if (total <= exact_max_rows_) {
+      method_ = StatisticsMethod::exact;
+      out = exact_groups(start_us, end_us);
+    } else {
+      method_ = StatisticsMethod::sketch;
+      out = sketch_groups(std::move(pieces));
+    }
   } else {
     method_ = StatisticsMethod::sketch;
     out = sketch_groups(sketch_pieces(range, start_us, end_us, true));
@@ -781,7 +793,7 @@ std::vector<StatisticsGroup> StatisticsQuery::groups(const ResolvedRange& range,
 std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& range) {
   const auto& edges = histogram_edges();
   std::vector<std::uint64_t> counts(edges.size(), 0);  // counts[k]: [edges[k], edges[k+1])
-  bool exact = params_.exact.value_or(exact_by_default(params_.measure));
+  bool exact = params_.exact.value_or(false);
   std::vector<Accumulated> pieces;
   if (!exact) {
     pieces = sketch_pieces(range, range.start_us, range.end_us, false);

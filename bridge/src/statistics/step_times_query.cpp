@@ -156,12 +156,21 @@ void finish(std::vector<StepTimes>& steps) {
 }  // namespace
 
 StepTimesQuery::StepTimesQuery(pqxx::transaction_base& tx, const StatisticsParams& params,
-                               StatisticsQueryLimits limits)
-    : tx_(tx), params_(params), limits_(limits) {}
+                               StatisticsQueryLimits limits, std::uint64_t exact_max_rows)
+    : tx_(tx), params_(params), limits_(limits), exact_max_rows_(exact_max_rows) {}
 
 std::vector<StepTimes> StepTimesQuery::steps(const ResolvedRange& range) {
-  // Exact from the rows unless exact=false, as documented; exact=false reads the rollups.
-  auto out = params_.exact.value_or(true) ? exact_steps(range) : sketch_steps(range);
+  // As execution-times: exact=true reads the rows, exact=false the rollups, and without it
+  // the rollups count the range's rows and a range of at most exact_max_rows is read exactly.
+  std::vector<StepTimes> out;
+  if (params_.exact.value_or(false)) {
+    out = exact_steps(range);
+  } else {
+    out = sketch_steps(range);
+    std::uint64_t total = 0;
+    for (const auto& s : out) total += s.count;
+    if (!params_.exact.has_value() && total <= exact_max_rows_) out = exact_steps(range);
+  }
   finish(out);
   return out;
 }

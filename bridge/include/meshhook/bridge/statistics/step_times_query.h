@@ -1,6 +1,6 @@
 #pragma once
 // The SQL of GET /api/v1/statistics/step-times: one group per step of one workflow over a
-// range: exact percentile_cont over step_time_statistics, or with exact=false the rollups of
+// range: exact percentile_cont over step_time_statistics, or the rollups of
 // migration 0014 (ExecutionTimeSketch within 1 %, the rest exact). Runs inside the caller's
 // transaction, after StatisticsQuery::resolve made it theirs. One object per request; not
 // thread-safe.
@@ -41,11 +41,14 @@ class StepTimesQuery {
  public:
   /// params from parse_statistics_params(..., StatisticsEndpoint::step_times): one workflow.
   StepTimesQuery(pqxx::transaction_base& tx, const StatisticsParams& params,
-                 StatisticsQueryLimits limits = {});
+                 StatisticsQueryLimits limits = {},
+                 std::uint64_t exact_max_rows = StatisticsQuery::kDefaultExactMaxRows);
 
   /// The steps finished in [range.start_us, range.end_us), by share descending (then step_id).
-  /// Exact unless params.exact is false. Throws StatisticsTooMuchData when the sketch path
-  /// would read more than limits.max_rollup_rows bucket rows.
+  /// exact=true: from the rows; exact=false: from the rollups; neither: exact when the rollups
+  /// count at most exact_max_rows rows in the range, else from the rollups. Throws
+  /// StatisticsTooMuchData when the sketch path would read more than limits.max_rollup_rows bucket
+  /// rows.
   std::vector<StepTimes> steps(const ResolvedRange& range);
 
   StatisticsMethod method() const noexcept { return method_; }
@@ -58,6 +61,7 @@ class StepTimesQuery {
   pqxx::transaction_base& tx_;
   const StatisticsParams& params_;
   StatisticsQueryLimits limits_;
+  std::uint64_t exact_max_rows_;
   StatisticsMethod method_ = StatisticsMethod::exact;
   const char* statement_ = "";
 };
