@@ -14,7 +14,7 @@
 #   bench/statistics/daemon.sh BUILD_DIR DATABASE_URL [seconds] [--load ROWS]
 #     --load ROWS   migrate, empty the table and load ROWS runs first (10000000: the figures of
 #                   docs/benchmarks.md; about 9 minutes on 2 cores)
-#   Environment: KINDS, MODES (default exact), RATE (300), POOL (8), THREADS (48).
+#   Environment: KINDS, MODES (default exact), RATE (300), POOL (8), THREADS (48), WARMUP (5 s).
 set -euo pipefail
 build=${1:?BUILD_DIR}
 url=${2:?DATABASE_URL}
@@ -26,6 +26,7 @@ modes=${MODES:-default exact}
 rate=${RATE:-300}
 pool=${POOL:-8}
 threads=${THREADS:-48}
+warmup=${WARMUP:-5}
 here=$(cd "$(dirname "$0")" && pwd)
 daemon="$build/app/meshhook-stats"
 work=$(mktemp -d "${TMPDIR:-/tmp}/meshhook-stats-bench.XXXXXX")
@@ -65,6 +66,12 @@ done
 token0=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["00000000-0000-0000-0001-000000000000"])' "$work/tokens.json")
 curl -fsS -o /dev/null -H "Authorization: Bearer $token0" \
   "http://127.0.0.1:$port/api/v1/statistics/execution-times?workflow_id=00000000-0000-0000-0000-000000000000"
+
+# Warm up first (WARMUP seconds of mixed, not reported): a fresh daemon opens its pooled
+# connections and each connection plans its statements a few times before Postgres keeps a
+# generic plan; a daemon that has served for a minute has done so.
+wrk -t2 -c32 -d"${warmup}s" -s "$here/statistics.lua" "http://127.0.0.1:$port" \
+  -- mixed default "$work/tokens.lua" >/dev/null 2>&1
 
 ms() { awk -v k="$1" '$1 == k { v = $2; if (v ~ /ms$/) { sub(/ms/, "", v); print v }
        else if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else { sub(/s/, "", v); print v * 1000 } }'; }

@@ -86,7 +86,7 @@ TEST_CASE("queue-times: exact is percentile_cont over the rows, the sketch withi
           "[db][statistics][queue]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
-  StatsDb s(server);
+  StatsDb s(server, 2000);  // the daemon's exact_max_rows
   insert_queue(s.db, kWorkflow, 20000, "2024-03-01T00:00:00Z", 11, kLognormal);
   insert_queue(s.db, kOtherWorkflow, 3000, "2024-03-01T00:00:00Z", 11, "20 * u1", "failed", 0.3);
   // Outside the range: never counted.
@@ -104,8 +104,8 @@ TEST_CASE("queue-times: exact is percentile_cont over the rows, the sketch withi
       const std::string q = query + (measure == "queue_wait" ? "" : "&measure=" + measure);
       auto exact = s.get(q + "&exact=true", kQueue);
       auto sketch = s.get(q + "&exact=false", kQueue);
-      // Without exact, as for execution times: more than exact_max_rows (2,000) rows in the
-      // range are answered from the rollups.
+      // Without exact, as for execution times: more rows than exact_max_rows in the range are
+      // answered from the rollups.
       auto by_default = s.get(q, kQueue);
       CHECK(by_default["accuracy"] == sketch["accuracy"]);
       CHECK(by_default["groups"] == sketch["groups"]);
@@ -165,7 +165,7 @@ TEST_CASE("step-times: one group per step by share, exact = percentile_cont, ske
           "[db][statistics][steps]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
-  StatsDb s(server);
+  StatsDb s(server, 2000);  // the daemon's exact_max_rows
   insert_steps(s.db, kWorkflow, "fetch", "http", 4000, "2024-05-01T00:00:00Z", 5, kLognormal, 0.1,
                0.1);
   insert_steps(s.db, kWorkflow, "transform", "code", 4000, "2024-05-01T00:00:00Z", 5, "40 * u1",

@@ -29,24 +29,47 @@ ConnectionPool::Lease::~Lease() {
 
 ConnectionPool::Lease ConnectionPool::acquire() {
   std::unique_lock lock(mutex_);
-  if (!freed_.wait_for(lock, acquire_timeout_, [&] { return !idle_.empty() || open_ < size_; })) {
+  if (waiters_.empty()) {  // nobody is ahead: take what is free
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(c));
+    }
+    if (open_ < size_) {
+      ++open_;  // reserved before connecting, so the pool never opens more than size_
+      lock.unlock();
+      return open_reserved();
+    }
+  }
+  Waiter me;
+  waiters_.push_back(&me);
+  if (!me.turn.wait_for(lock, acquire_timeout_, [&] { return me.granted; })) {
+    std::erase(waiters_, &me);
     throw ConnectionPoolTimeout("every database connection stayed busy");
   }
-  if (!idle_.empty()) {
-    auto c = std::move(idle_.back());
-    idle_.pop_back();
-    return Lease(this, std::move(c));
-  }
-  ++open_;  // reserved before connecting, so the pool never opens more than size_
+  if (me.connection) return Lease(this, std::move(me.connection));
   lock.unlock();
+  return open_reserved();  // granted a slot: open_ already counts it
+}
+
+ConnectionPool::Lease ConnectionPool::open_reserved() {
   try {
     return Lease(this, std::make_unique<pqxx::connection>(url_));
   } catch (...) {
-    lock.lock();
+    std::lock_guard lock(mutex_);
     --open_;
-    freed_.notify_one();
+    if (!waiters_.empty()) grant_next(nullptr);  // the next in line may try
     throw;
   }
+}
+
+void ConnectionPool::grant_next(std::unique_ptr<pqxx::connection> connection) {
+  Waiter* next = waiters_.front();
+  waiters_.pop_front();
+  if (!connection) ++open_;  // a slot to open, reserved for it
+  next->connection = std::move(connection);
+  next->granted = true;
+  next->turn.notify_one();
 }
 
 void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> connection,
@@ -66,17 +89,22 @@ void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> connection,
     }
   }
   std::lock_guard lock(mutex_);
-  if (keep) {
+  if (!keep) --open_;
+  if (!waiters_.empty()) {
+    grant_next(std::move(connection));  // null when dropped: the slot is the waiter's
+  } else if (keep) {
     idle_.push_back(std::move(connection));
-  } else {
-    --open_;
   }
-  freed_.notify_one();
 }
 
 std::size_t ConnectionPool::open() const {
   std::lock_guard lock(mutex_);
   return open_;
+}
+
+std::size_t ConnectionPool::waiting() const {
+  std::lock_guard lock(mutex_);
+  return waiters_.size();
 }
 
 }  // namespace meshhook::bridge
