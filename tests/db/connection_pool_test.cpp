@@ -1,6 +1,6 @@
-// The query side's connection pool against a real Postgres: waiters are served in the order
-// they came, a thread arriving as a connection is given back does not jump the queue, and a
-// dropped connection's slot goes to the next waiter.
+// The query side's connection pool against a real Postgres: once waiters have waited its
+// patience they are served in the order they came and a thread arriving as a connection is
+// given back does not jump the queue; a dropped connection's slot goes to the next waiter.
 
 #include "meshhook/bridge/storage/connection_pool.h"
 
@@ -26,7 +26,7 @@ void wait_for_waiters(const bridge::ConnectionPool& pool, std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("the pool serves waiters first come, first served", "[db][pool]") {
+TEST_CASE("the pool serves waiters that waited first come, first served", "[db][pool]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
@@ -48,7 +48,9 @@ TEST_CASE("the pool serves waiters first come, first served", "[db][pool]") {
   wait_for_waiters(pool, 1);
   auto b = std::async(std::launch::async, waiter, "b");
   wait_for_waiters(pool, 2);
-  // Given back while a and b wait, then asked for again at once: the newcomer queues behind.
+  // Given back once a and b have waited longer than the pool's patience (20 ms), then asked
+  // for again at once: the newcomer queues behind them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
   first.reset();
   {
     auto lease = pool.acquire();

@@ -27,25 +27,40 @@ ConnectionPool::Lease::~Lease() {
   if (pool_ != nullptr && connection_) pool_->give_back(std::move(connection_), discard_);
 }
 
+bool ConnectionPool::oldest_waited_too_long() const {
+  return !waiters_.empty() &&
+         std::chrono::steady_clock::now() - waiters_.front()->since >= kPatience;
+}
+
 ConnectionPool::Lease ConnectionPool::acquire() {
   std::unique_lock lock(mutex_);
-  if (waiters_.empty()) {  // nobody is ahead: take what is free
-    if (!idle_.empty()) {
-      auto c = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(this, std::move(c));
-    }
-    if (open_ < size_) {
-      ++open_;  // reserved before connecting, so the pool never opens more than size_
-      lock.unlock();
-      return open_reserved();
-    }
+  if (!idle_.empty() && !oldest_waited_too_long()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(this, std::move(c));
+  }
+  if (waiters_.empty() && open_ < size_) {
+    ++open_;  // reserved before connecting, so the pool never opens more than size_
+    lock.unlock();
+    return open_reserved();
   }
   Waiter me;
+  me.since = std::chrono::steady_clock::now();
   waiters_.push_back(&me);
-  if (!me.turn.wait_for(lock, acquire_timeout_, [&] { return me.granted; })) {
+  // Granted (a connection, or a slot to open one), or first in line with one idle.
+  const bool served = me.turn.wait_for(lock, acquire_timeout_, [&] {
+    return me.granted || (!idle_.empty() && waiters_.front() == &me);
+  });
+  if (!served) {
     std::erase(waiters_, &me);
+    if (!idle_.empty() && !waiters_.empty()) waiters_.front()->turn.notify_one();
     throw ConnectionPoolTimeout("every database connection stayed busy");
+  }
+  if (!me.granted) {
+    waiters_.pop_front();
+    me.connection = std::move(idle_.back());
+    idle_.pop_back();
+    if (!idle_.empty() && !waiters_.empty()) waiters_.front()->turn.notify_one();
   }
   if (me.connection) return Lease(this, std::move(me.connection));
   lock.unlock();
@@ -89,11 +104,14 @@ void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> connection,
     }
   }
   std::lock_guard lock(mutex_);
-  if (!keep) --open_;
-  if (!waiters_.empty()) {
-    grant_next(std::move(connection));  // null when dropped: the slot is the waiter's
-  } else if (keep) {
+  if (!keep) {
+    --open_;
+    if (!waiters_.empty()) grant_next(nullptr);  // the slot is the oldest waiter's
+  } else if (oldest_waited_too_long()) {
+    grant_next(std::move(connection));
+  } else {
     idle_.push_back(std::move(connection));
+    if (!waiters_.empty()) waiters_.front()->turn.notify_one();
   }
 }
 
