@@ -10,13 +10,35 @@ datadir=${2:?DATADIR}
 port=${3:-54329}
 bindir=/usr/lib/postgresql/15/bin
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: postgres may not enter the caller's working directory.
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# The postgres user must reach the data directory. A checkout in a directory it cannot enter
+# (root's home is 0700 on Debian) gets its cluster in a directory of its own under
+# /var/lib/meshhook-stats, and DATADIR becomes a link to it; every command resolves the link
+# first, as the caller, since postgres cannot follow it through such a directory.
+reachable_by_pg() {
+  [ "$(id -u)" -ne 0 ] || (cd / && runuser -u postgres -- test -x "$1")
+}
+place() {
+  mkdir -p "$(dirname "$datadir")"
+  local parent
+  parent=$(cd "$(dirname "$datadir")" && pwd -P)
+  if [ ! -e "$datadir" ] && ! reachable_by_pg "$parent"; then
+    local home
+    home=/var/lib/meshhook-stats/$(printf '%s' "$parent/$(basename "$datadir")" | sha1sum | cut -c1-16)
+    mkdir -p "$home"
+    ln -s "$home" "$datadir"
+    echo "pg: postgres cannot enter $parent; the cluster lives in $home (linked from $datadir)"
+  fi
 }
 
 case "$cmd" in
 start)
+  place
   mkdir -p "$datadir"
-  datadir=$(cd "$datadir" && pwd)
+  datadir=$(cd "$datadir" && pwd -P)
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$datadir"
   chmod 700 "$datadir"
   if [ ! -f "$datadir/PG_VERSION" ]; then
@@ -41,11 +63,13 @@ start)
   echo "pg: running on 127.0.0.1:$port (pid $(head -1 "$datadir/postmaster.pid"))"
   ;;
 stop)
+  [ -e "$datadir" ] && datadir=$(cd "$datadir" && pwd -P)
   if [ -f "$datadir/postmaster.pid" ]; then
     as_pg "$bindir/pg_ctl" -D "$datadir" -w -t 60 -m "${PG_STOP_MODE:-fast}" stop >/dev/null || true
   fi
   ;;
 status)
+  [ -e "$datadir" ] && datadir=$(cd "$datadir" && pwd -P)
   as_pg "$bindir/pg_ctl" -D "$datadir" status
   ;;
 *)
