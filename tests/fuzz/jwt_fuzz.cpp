@@ -35,7 +35,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     token.assign(rest);
   }
   const auto r = resolver.resolve_token(token, 1'700'000'000);
-  if (!r.ok() && r.error.status != 401) __builtin_trap();
+  // 401 for a token that does not verify or whose claims are malformed, 403 for a valid one
+  // whose role may not read statistics (auth.allowed_roles); nothing else.
+  if (!r.ok() && r.error.status != 401 && r.error.status != 403) __builtin_trap();
+  if (!r.ok() && r.error.status == 403 &&
+      r.error.body.find("forbidden_role") == std::string::npos) {
+    __builtin_trap();
+  }
   if (r.ok() && r.claims->claims_json.empty()) __builtin_trap();
   return 0;
 }
