@@ -16,37 +16,20 @@
 namespace meshhook::bridge {
 namespace {
 
-constexpr std::int64_t kHourUs = 3600LL * 1000000;
-constexpr std::int64_t kDayUs = 24 * kHourUs;
-
-std::int64_t floor_to(std::int64_t t, std::int64_t unit) {
-  std::int64_t q = t / unit;
-  if (t % unit != 0 && t < 0) --q;
-  return q * unit;
-}
-std::int64_t ceil_to(std::int64_t t, std::int64_t unit) {
-  const std::int64_t f = floor_to(t, unit);
-  return f == t ? t : f + unit;
-}
-
-// Postgres array literals of values that were validated (uuids, statuses) or are numbers.
-std::optional<std::string> array_literal(const std::vector<std::string>& items) {
-  if (items.empty()) return std::nullopt;
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += items[i];
-  }
-  return out + "}";
-}
+using detail::array_literal;
+using detail::c_str;
+using detail::ceil_to;
+using detail::floor_to;
+using detail::kDayUs;
+using detail::kHourUs;
+using detail::kMondayUs;
+using detail::kWeekUs;
 
 std::string number(double v) {
   char buffer[32];
   auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
   return ec == std::errc{} ? std::string(buffer, end) : std::to_string(v);
 }
-
-const char* c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
 
 // The date_trunc unit of a time grouping (its parameter value is Postgres's unit name).
 std::optional<std::string> trunc_unit(GroupBy g) {
@@ -555,8 +538,7 @@ StatisticsQuery::PiecesPlan StatisticsQuery::plan_pieces(const ResolvedRange& ra
   p.d0 = ceil_to(p.h0, kDayUs);
   p.d1 = floor_to(p.h1, kDayUs);
   if (!daily || p.d0 >= p.d1) p.d0 = p.d1 = p.h0;
-  // Weeks (UTC, from Monday: 1970-01-05 was one) serve sums that no time grouping cuts.
-  constexpr std::int64_t kWeekUs = 7 * kDayUs, kMondayUs = 4 * kDayUs;
+  // Weeks (UTC, from Monday) serve sums that no time grouping cuts.
   p.w0 = ceil_to(p.d0 - kMondayUs, kWeekUs) + kMondayUs;
   p.w1 = floor_to(p.d1 - kMondayUs, kWeekUs) + kMondayUs;
   if (p.time_group || p.w0 >= p.w1) p.w0 = p.w1 = p.d0;

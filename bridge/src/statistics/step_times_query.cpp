@@ -14,8 +14,16 @@
 namespace meshhook::bridge {
 namespace {
 
+using detail::array_literal;
 using detail::as_double;
 using detail::as_int64;
+using detail::c_str;
+using detail::ceil_to;
+using detail::floor_to;
+using detail::kDayUs;
+using detail::kHourUs;
+using detail::kMondayUs;
+using detail::kWeekUs;
 using detail::prepared;
 using detail::round3;
 
@@ -75,22 +83,6 @@ std::string rollup_sql(bool by_status) {
          rows("$3", "$5") + " union all " + rows("$6", "$4") + ") as pieces limit $11::bigint";
 }
 
-constexpr std::int64_t kHourUs = 3600LL * 1000000;
-constexpr std::int64_t kDayUs = 24 * kHourUs;
-constexpr std::int64_t kWeekUs = 7 * kDayUs;
-constexpr std::int64_t kMondayUs = 4 * kDayUs;  // 1970-01-05 was a Monday
-
-std::int64_t floor_to(std::int64_t t, std::int64_t unit, std::int64_t origin = 0) {
-  t -= origin;
-  std::int64_t q = t / unit;
-  if (t % unit != 0 && t < 0) --q;
-  return q * unit + origin;
-}
-std::int64_t ceil_to(std::int64_t t, std::int64_t unit, std::int64_t origin = 0) {
-  const std::int64_t f = floor_to(t, unit, origin);
-  return f == t ? t : f + unit;
-}
-
 // The bounds of the pieces of [start, end): whole UTC hours [h0, h1), days [d0, d1) inside
 // them and weeks [w0, w1) inside those; each collapses to an empty range when there is none.
 struct StepPieces {
@@ -104,20 +96,15 @@ StepPieces plan_step_pieces(std::int64_t start_us, std::int64_t end_us) {
   p.d0 = ceil_to(p.h0, kDayUs);
   p.d1 = floor_to(p.h1, kDayUs);
   if (p.d0 >= p.d1) p.d0 = p.d1 = p.h0;
-  p.w0 = ceil_to(p.d0, kWeekUs, kMondayUs);
-  p.w1 = floor_to(p.d1, kWeekUs, kMondayUs);
+  p.w0 = ceil_to(p.d0 - kMondayUs, kWeekUs) + kMondayUs;
+  p.w1 = floor_to(p.d1 - kMondayUs, kWeekUs) + kMondayUs;
   if (p.w0 >= p.w1) p.w0 = p.w1 = p.d0;
   return p;
 }
 
 std::optional<std::string> statuses_literal(const StatisticsParams& p) {
-  if (all_statuses(p)) return std::nullopt;
-  std::string out = "{";
-  for (const auto& s : p.statuses) out += (out.size() > 1 ? "," : "") + s;  // validated names
-  return out + "}";
+  return all_statuses(p) ? std::nullopt : array_literal(p.statuses);  // validated names
 }
-
-const char* c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
 
 // The figures every step has whichever way its percentiles were found.
 void add_totals(StepTimes& s, const pqxx::row& row) {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <string_view>
@@ -54,6 +55,38 @@ inline std::string prepared(pqxx::transaction_base& tx, const std::string& name,
 }
 
 inline double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+/// A nullable statement parameter.
+inline const char* c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+
+/// A Postgres array literal of values that were validated (uuids, statuses) or are numbers;
+/// none: null (no filter).
+inline std::optional<std::string> array_literal(const std::vector<std::string>& items) {
+  if (items.empty()) return std::nullopt;
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += items[i];
+  }
+  return out + "}";
+}
+
+// The rollups' UTC buckets, in Unix microseconds; weeks start on Monday (1970-01-05 was one).
+inline constexpr std::int64_t kHourUs = 3600LL * 1000000;
+inline constexpr std::int64_t kDayUs = 24 * kHourUs;
+inline constexpr std::int64_t kWeekUs = 7 * kDayUs;
+inline constexpr std::int64_t kMondayUs = 4 * kDayUs;
+
+/// t rounded down (up) to a multiple of unit, also for times before 1970.
+inline std::int64_t floor_to(std::int64_t t, std::int64_t unit) {
+  std::int64_t q = t / unit;
+  if (t % unit != 0 && t < 0) --q;
+  return q * unit;
+}
+inline std::int64_t ceil_to(std::int64_t t, std::int64_t unit) {
+  const std::int64_t f = floor_to(t, unit);
+  return f == t ? t : f + unit;
+}
 
 /// The column of a sketch bucket row: "{{index,count}}" for the bucket of a positive value,
 /// "{}" for zeros (counted apart), as ExecutionTimeSketch::add_pg_text reads it. `index` is
