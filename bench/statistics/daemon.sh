@@ -7,6 +7,8 @@
 #     wf400d: 400 days of the hottest workflow), the default way and exact=true (the naive way:
 #     percentile_cont over the rows);
 #   - open loop: mixed at a fixed rate (open_loop.py), p50/p99/p99.9 from each request's due time;
+#   - per kind, the CPU each request cost the daemon and Postgres (its postmaster's children),
+#     in microseconds: unlike the rates, these barely move with the machine's load;
 #   - the physical reference: one indexed primary-key select (a daily rollup row) by pgbench,
 #     prepared, at 32 and at pool-size connections, straight to Postgres; and GET /healthz
 #     through the daemon's HTTP server (no database) at 32 connections.
@@ -73,18 +75,32 @@ curl -fsS -o /dev/null -H "Authorization: Bearer $token0" \
 wrk -t2 -c32 -d"${warmup}s" -s "$here/statistics.lua" "http://127.0.0.1:$port" \
   -- mixed default "$work/tokens.lua" >/dev/null 2>&1
 
+# CPU seconds so far (utime + stime) of the daemon, and of Postgres: the postmaster's children.
+hz=$(getconf CLK_TCK)
+postmaster=$(ps -o ppid= -p "$(psql "$url" -Atc "select pid from pg_stat_activity where backend_type = 'checkpointer'")" | tr -d ' ')
+ticks() {  # ticks PID...: their utime + stime
+  for pid in "$@"; do awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'
+}
+pg_ticks() { ticks $(ps -o pid= --ppid "$postmaster"); }
+
 ms() { awk -v k="$1" '$1 == k { v = $2; if (v ~ /ms$/) { sub(/ms/, "", v); print v }
        else if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else { sub(/s/, "", v); print v * 1000 } }'; }
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
-printf '%-10s %-7s %9s %9s %9s %9s %8s\n' kind mode p50_ms p99_ms p99.9_ms req_per_s errors
+printf '%-10s %-7s %9s %9s %9s %9s %8s %11s %9s\n' kind mode p50_ms p99_ms p99.9_ms req_per_s errors \
+  daemon_us_cpu pg_us_cpu
 for kind in $kinds; do
   for mode in $modes; do
+    d0=$(ticks "$server") p0=$(pg_ticks)
     out=$(wrk -t2 -c32 -d"${seconds}s" --latency -s "$here/statistics.lua" "http://127.0.0.1:$port" \
           -- "$kind" "$mode" "$work/tokens.lua" 2>&1)
+    d1=$(ticks "$server") p1=$(pg_ticks)
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
     errors=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
-    printf '%-10s %-7s %9s %9s %9s %9s %8s\n' "$kind" "$mode" "$(ms 50% <<<"$out")" \
-      "$(ms 99% <<<"$out")" "$(awk '$1 == "p99.9_ms" { print $2 }' <<<"$out")" "$rps" "${errors:-0}"
+    per() { awk -v t="$1" -v n="$requests" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "-" }'; }
+    printf '%-10s %-7s %9s %9s %9s %9s %8s %11s %9s\n' "$kind" "$mode" "$(ms 50% <<<"$out")" \
+      "$(ms 99% <<<"$out")" "$(awk '$1 == "p99.9_ms" { print $2 }' <<<"$out")" "$rps" "${errors:-0}" \
+      "$(per $((d1 - d0)))" "$(per $((p1 - p0)))"
   done
 done
 echo "open loop, mixed: $(python3 "$here/open_loop.py" "http://127.0.0.1:$port" "$work/tokens.json" \

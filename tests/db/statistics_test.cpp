@@ -415,6 +415,82 @@ TEST_CASE("the query runs read-only with the caller's claims", "[db][statistics]
             .as<std::string>() == "");
 }
 
+// A request runs each statement in one message that sets the caller first (no BEGIN/COMMIT):
+// every statement of every kind of request, the range, groups, the previous period, the
+// histogram, the names, reads as the caller, and none leaves a setting on the connection.
+TEST_CASE("every statement of a request reads as the caller and leaves the connection as it was",
+          "[db][statistics]") {
+  auto server = meshhook::testing::server_url();
+  if (server.empty()) return;
+  StatsDb s(server, 100);
+  insert_runs(s.db, kWorkflow, 500, "2024-05-01T00:00:00Z", 2, "100");
+  insert_runs(s.db, kWorkflow, 100, "2024-04-29T00:00:00Z", 2, "50");  // the previous period
+  s.db.exec(std::string("insert into execution_time_workflows (workflow_id, project_id, name)"
+                        " values ('") +
+            kWorkflow + "', '" + kProject + "', 'nightly import')");
+  const std::string other = "22222222-2222-2222-2222-222222222222";
+  const std::string w = std::string("workflow_id=") + kWorkflow;
+  struct Ask {
+    std::string path, query;
+    std::uint64_t count;  // the owner's
+  };
+  const std::vector<Ask> asks = {
+      // Two instants in UTC (resolved without a statement), then dates (resolved by one).
+      {kBase,
+       w + "&start_date=2024-05-01T00:00:00Z&end_date=2024-05-03T00:00:00Z&group_by=workflow"
+           "&compare=previous",
+       500},
+      // Berlin's midnights are 22:00 UTC the day before (summer time).
+      {kBase, w + "&start_date=2024-05-01&end_date=2024-05-03&tz=Europe/Berlin&group_by=day",
+       static_cast<std::uint64_t>(
+           s.db.scalar("select count(*) from execution_time_statistics where finished_at >="
+                       " '2024-04-30T22:00:00Z' and finished_at < '2024-05-02T22:00:00Z'"))},
+      {kBase, w + "&start_date=2024-05-01&end_date=2024-05-03&exact=true", 500},
+      {kBase, w + "&start_date=2024-05-01&end_date=2024-05-03&exact=false", 500},
+      {std::string(kBase) + "/histogram", w + "&start_date=2024-05-01&end_date=2024-05-03", 500},
+  };
+  for (const auto& a : asks) {
+    INFO(a.path << "?" << a.query);
+    const auto mine = s.raw(a.path, a.query);
+    REQUIRE(mine.status == 200);
+    const auto theirs = s.raw(a.path, a.query, other);
+    REQUIRE(theirs.status == 200);
+    const auto m = json::parse(mine.body), t = json::parse(theirs.body);
+    if (a.path.ends_with("/histogram")) {
+      CHECK(m["count"] == a.count);
+      CHECK(t["count"] == 0);
+      continue;
+    }
+    std::uint64_t mine_count = 0, their_count = 0;
+    for (const auto& g : m["groups"]) mine_count += g["count"].get<std::uint64_t>();
+    for (const auto& g : t["groups"]) their_count += g["count"].get<std::uint64_t>();
+    CHECK(mine_count == a.count);
+    CHECK(their_count == 0);
+    if (a.query.find("group_by=workflow") != std::string::npos) {
+      // The names statement reads as the caller too: the owner's name, nobody else's.
+      CHECK(m["groups"][0]["workflow_name"] == "nightly import");
+      CHECK(t["groups"].empty());
+      REQUIRE(m["previous"]["groups"].size() == 1);
+      CHECK(m["previous"]["groups"][0]["count"] == 100);
+      CHECK(t["previous"]["groups"].empty());
+    }
+  }
+  // Every pooled connection is back to the daemon's own login and settings.
+  auto first = s.pool.acquire();
+  auto second = s.pool.acquire();
+  for (auto* lease : {&first, &second}) {
+    pqxx::nontransaction tx(lease->connection());
+    const auto row = tx.exec1(
+        "select coalesce(current_setting('request.jwt.claims', true), ''),"
+        " current_user = session_user, current_setting('transaction_read_only'),"
+        " current_setting('statement_timeout')");
+    CHECK(row[0].as<std::string>() == "");
+    CHECK(row[1].as<bool>());
+    CHECK(row[2].as<std::string>() == "off");
+    CHECK(row[3].as<std::string>() == "0");
+  }
+}
+
 // Not run by default: writes real responses for tests/db/test_openapi_responses.py, which
 // validates them against docs/openapi.yaml.
 TEST_CASE("write sample statistics responses", "[.openapi-samples]") {

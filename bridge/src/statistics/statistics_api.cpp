@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "detail/caller_statement.h"
 #include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
 #include "meshhook/bridge/statistics/step_times_query.h"
@@ -124,7 +125,7 @@ json group_json(const StatisticsGroup& g, const StatisticsParams& p,
 
 // The names of the workflows (canonical uuids), as far as the caller may see them (the
 // table has the same row level security as the runs).
-WorkflowNames workflow_names(pqxx::transaction_base& tx,
+WorkflowNames workflow_names(pqxx::transaction_base& tx, const StatisticsQueryLimits& limits,
                              const std::vector<std::string>& workflows) {
   std::string ids = "{";
   for (const auto& id : workflows) {
@@ -135,10 +136,10 @@ WorkflowNames workflow_names(pqxx::transaction_base& tx,
   WorkflowNames out;
   if (ids.size() == 2) return out;
   static const std::string kName = "statistics_workflow_names";
-  tx.conn().prepare(kName,
-                    "select workflow_id::text, name from execution_time_workflows"
-                    " where workflow_id = any($1::uuid[])");
-  for (const auto& row : tx.exec_prepared(kName, ids)) {
+  static const std::string kSql =
+      "select workflow_id::text, name from execution_time_workflows"
+      " where workflow_id = any($1::uuid[])";
+  for (const auto& row : detail::run_statement(tx, limits, kName, kSql, ids)) {
     out.emplace(row[0].c_str(), row[1].c_str());
   }
   return out;
@@ -192,16 +193,8 @@ void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims
                                   const RequestDeadline& deadline) const {
   const auto left = deadline.remaining().count();
   if (left <= 0) throw RequestTimeout("the request's deadline passed");
-  static const std::string kName = "statistics_as_caller";
-  tx.conn().prepare(
-      kName,
-      "select set_config('request.jwt.claims', $1, true),"
-      " set_config('request.jwt.claim.sub', $2, true),"
-      " set_config('statement_timeout', $3, true),"
-      // Unconditional: serve needs the current schema, which has the role (migration 0004),
-      // and without it the query must fail rather than run as the owner, who sees every tenant.
-      " set_config('role', 'meshhook_stats_reader', true)");
-  tx.exec_prepared(kName, claims.claims_json, claims.subject, std::to_string(left));
+  tx.conn().prepare(detail::kAsCallerName, detail::kAsCallerSql);
+  tx.exec_prepared(detail::kAsCallerName, claims.claims_json, claims.subject, std::to_string(left));
 }
 
 bool StatisticsApi::may_read_project(const TenantClaims& claims, std::string_view project_id) {
@@ -381,17 +374,19 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
     statement = "statistics_begin";
     Reading r;
     {
-      pqxx::read_transaction tx(lease->connection());
+      // Each statement one message that sets the caller first (detail/caller_statement.h),
+      // so no BEGIN and COMMIT: every statement reads in a snapshot of its own, as in a
+      // read-committed transaction.
+      pqxx::nontransaction tx(lease->connection());
+      const StatisticsCaller caller{claims.claims_json, claims.subject};
       const StatisticsQueryLimits limits{.max_buckets = options_.max_buckets,
                                          .max_rollup_rows = options_.max_rollup_rows,
-                                         .deadline = &deadline};
+                                         .deadline = &deadline,
+                                         .caller = &caller};
       StatisticsQuery query(tx, params, options_.exact_max_rows, limits);
       StepTimesQuery step_query(tx, params, limits, options_.exact_max_rows);
       try {
-        // As the caller, in the statement that resolves the range: their claims for RLS
-        // (auth.uid() reads request.jwt.claims), the reader role and the deadline.
-        const StatisticsCaller caller{claims.claims_json, claims.subject};
-        r.range = query.resolve(r.errors, &caller);
+        r.range = query.resolve(r.errors);
         if (r.range && steps) {
           r.steps = step_query.steps(*r.range);
         } else if (r.range && histogram) {
@@ -413,9 +408,8 @@ HttpResponse StatisticsApi::run(const HttpRequest& request, const TenantClaims& 
       r.method = steps ? step_query.method() : query.method();
       if (r.range && (steps || (!histogram && params.group_by == GroupBy::workflow))) {
         statement = "statistics_workflow_names";
-        deadline.limit(tx);
-        r.names =
-            workflow_names(tx, steps ? params.workflow_ids : workflows_of(r.groups, r.previous));
+        r.names = workflow_names(tx, limits,
+                                 steps ? params.workflow_ids : workflows_of(r.groups, r.previous));
       }
       if (r.range) tx.commit();
     }

@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <tuple>
 
+#include "detail/caller_statement.h"
 #include "detail/query_values.h"
 #include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
@@ -53,6 +54,7 @@ using detail::as_double;
 using detail::as_int64;
 using detail::parse_float_array;
 using detail::round3;
+using detail::run_statement;
 
 // 0, 1, 2, 5, 10, 20, 50, ... 5e10, 1e11 (ms): readable log-spaced chart edges.
 const std::vector<std::int64_t>& histogram_edges() {
@@ -114,8 +116,8 @@ struct ShapedStatement {
   std::string prepared_name(unsigned shape) const { return name + "_" + std::to_string(shape); }
 };
 
-std::string resolve_sql(bool as_caller) {
-  std::string sql = R"sql(
+std::string resolve_sql() {
+  const std::string sql = R"sql(
 with bounds as (
   select coalesce(timestamptz 'epoch' + $3::bigint * interval '1 microsecond',
                   ($4::date)::timestamp at time zone $5::text,
@@ -132,21 +134,9 @@ with bounds as (
 select (extract(epoch from s) * 1000000)::bigint,
        (extract(epoch from e) * 1000000)::bigint,
        extract(epoch from (s at time zone $5::text) - (s at time zone 'UTC'))::bigint,
-       extract(epoch from (e at time zone $5::text) - (e at time zone 'UTC'))::bigint)sql";
-  if (as_caller) {
-    // As the caller, for the rest of the transaction: their claims for row level security
-    // (auth.uid() and the policies read request.jwt.claims), the deadline, and the reader
-    // role. The role is unconditional: serve needs the current schema, which has the role
-    // (migration 0004), and without it the query must fail rather than run as the owner,
-    // who sees every tenant. The range uses no table, so it does not matter that the role
-    // only applies from the next statement on.
-    sql += R"sql(,
-       set_config('request.jwt.claims', $7, true),
-       set_config('request.jwt.claim.sub', $8, true),
-       set_config('statement_timeout', coalesce($9, current_setting('statement_timeout')), true),
-       set_config('role', 'meshhook_stats_reader', true))sql";
-  }
-  return sql + "\nfrom resolved";
+       extract(epoch from (e at time zone $5::text) - (e at time zone 'UTC'))::bigint
+from resolved)sql";
+  return sql;
 }
 
 // The bucket of a timestamp column in tz: unit (null: no time grouping) and tz parameters.
@@ -405,14 +395,12 @@ unsigned rollup_shape(const Filters& f, GroupBy g, std::int64_t w0, std::int64_t
   return f.shape | kStatusesMerged | (w0 < w1 ? kWeeks : 0u);
 }
 
-// Registers the statement on this connection (a no-op once it is; Postgres prepares it on
-// first use) and returns the name to execute.
-std::string prepared(pqxx::transaction_base& tx, const ShapedStatement& statement, unsigned shape) {
-  auto name = statement.prepared_name(shape);
-  tx.conn().prepare(name, statement.text[shape]);
-  return name;
+// Runs a statement in one of its shapes (detail::run_statement: as the caller, if any).
+template <typename... Args>
+pqxx::result run(pqxx::transaction_base& tx, const StatisticsQueryLimits& limits,
+                 const ShapedStatement& statement, unsigned shape, const Args&... args) {
+  return run_statement(tx, limits, statement.prepared_name(shape), statement.text[shape], args...);
 }
-using detail::prepared;
 
 }  // namespace
 
@@ -444,30 +432,26 @@ std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError
   };
   const auto start_us = instant(params_.start);
   const auto end_us = instant(params_.end);
+  if (caller) limits_.caller = caller;
   ResolvedRange r;
   try {
-    // An error here aborts the transaction; the request ends with it.
-    const auto row = [&] {
-      if (caller) {
-        statement_ = "statistics_resolve_as_caller";
-        static const std::string kSql = resolve_sql(true);
-        std::optional<std::string> timeout;
-        if (limits_.deadline) timeout = limits_.deadline->timeout_to_set();
-        return tx_.exec_prepared1(prepared(tx_, statement_, kSql), c_str(start_us),
-                                  c_str(params_.start.date), c_str(end_us), c_str(params_.end.date),
-                                  params_.tz, StatisticsParams::kDefaultRangeDays,
-                                  caller->claims_json, caller->subject, c_str(timeout));
-      }
+    if (start_us && end_us && is_utc_name(params_.tz)) {
+      // Two instants in UTC: nothing to ask Postgres (RFC 3339 years fit a timestamptz).
+      r.start_us = *params_.start.instant_us;
+      r.end_us = *params_.end.instant_us;
+      r.tz_whole_hours = true;
+    } else {
+      // An error here aborts the transaction; the request ends with it.
       statement_ = "statistics_resolve_range";
-      static const std::string kSql = resolve_sql(false);
-      if (limits_.deadline) limits_.deadline->limit(tx_);
-      return tx_.exec_prepared1(prepared(tx_, statement_, kSql), c_str(start_us),
-                                c_str(params_.start.date), c_str(end_us), c_str(params_.end.date),
-                                params_.tz, StatisticsParams::kDefaultRangeDays);
-    }();
-    r.start_us = as_int64(row[0]);
-    r.end_us = as_int64(row[1]);
-    r.tz_whole_hours = as_int64(row[2]) % 3600 == 0 && as_int64(row[3]) % 3600 == 0;
+      static const std::string kSql = resolve_sql();
+      const auto result = run_statement(
+          tx_, limits_, statement_, kSql, c_str(start_us), c_str(params_.start.date), c_str(end_us),
+          c_str(params_.end.date), params_.tz, StatisticsParams::kDefaultRangeDays);
+      const auto row = result.at(0);
+      r.start_us = as_int64(row[0]);
+      r.end_us = as_int64(row[1]);
+      r.tz_whole_hours = as_int64(row[2]) % 3600 == 0 && as_int64(row[3]) % 3600 == 0;
+    }
   } catch (const pqxx::sql_error& e) {
     // 22023: time zone not recognized; other class 22: a date out of range in that zone.
     if (e.sqlstate() == "22023") {
@@ -629,13 +613,12 @@ std::vector<StatisticsQuery::Accumulated> StatisticsQuery::sketch_pieces(const R
   const unsigned shape =
       runs ? rollup_shape(f, group ? params_.group_by : GroupBy::none, p.w0, p.w1) : f.shape;
   statement_ = statement.name.c_str();
-  if (limits_.deadline) limits_.deadline->limit(tx_);
-  const auto result = tx_.exec_prepared(
-      prepared(tx_, statement, shape), c_str(f.workflows), c_str(f.statuses),
-      format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0),
-      format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1), c_str(p.unit),
-      params_.tz, std::to_string(limits_.max_rollup_rows + 1), format_rfc3339_utc(p.w0),
-      format_rfc3339_utc(p.w1));
+  const auto result =
+      run(tx_, limits_, statement, shape, c_str(f.workflows), c_str(f.statuses),
+          format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), format_rfc3339_utc(p.h0),
+          format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0), format_rfc3339_utc(p.d1),
+          c_str(p.unit), params_.tz, std::to_string(limits_.max_rollup_rows + 1),
+          format_rfc3339_utc(p.w0), format_rfc3339_utc(p.w1));
   check_rollup_rows(result, 0, limits_.max_rollup_rows);
 
   // Keyed by what the grouping needs: workflow, status or bucket.
@@ -662,12 +645,10 @@ std::vector<StatisticsGroup> StatisticsQuery::exact_groups(std::int64_t start_us
   const auto unit = trunc_unit(params_.group_by);
   const auto& statement = statements_of(params_.measure).exact;
   statement_ = statement.name.c_str();
-  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
-  auto result =
-      tx_.exec_prepared(prepared(tx_, statement, f.shape), c_str(f.workflows), c_str(f.statuses),
-                        format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit),
-                        params_.tz, std::string(to_string(params_.group_by)), fractions_literal());
+  auto result = run(tx_, limits_, statement, f.shape, c_str(f.workflows), c_str(f.statuses),
+                    format_rfc3339_utc(start_us), format_rfc3339_utc(end_us), c_str(unit),
+                    params_.tz, std::string(to_string(params_.group_by)), fractions_literal());
   std::vector<StatisticsGroup> out;
   for (const auto& row : result) {
     out.push_back(exact_group(row, 0, 7));
@@ -682,16 +663,15 @@ std::vector<StatisticsGroup> StatisticsQuery::auto_groups(const ResolvedRange& r
                                                           std::int64_t end_us) {
   const auto p = plan_pieces(range, start_us, end_us, true);
   statement_ = kAuto.name.c_str();
-  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto f = filters_of(params_);
-  auto result = tx_.exec_prepared(
-      prepared(tx_, kAuto, rollup_shape(f, params_.group_by, p.w0, p.w1)), c_str(f.workflows),
-      c_str(f.statuses), format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
-      format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0),
-      format_rfc3339_utc(p.d1), c_str(p.unit), params_.tz,
-      std::to_string(limits_.max_rollup_rows + 1), std::to_string(exact_max_rows_),
-      std::to_string(limits_.max_rollup_rows), std::string(to_string(params_.group_by)),
-      fractions_literal(), format_rfc3339_utc(p.w0), format_rfc3339_utc(p.w1));
+  auto result =
+      run(tx_, limits_, kAuto, rollup_shape(f, params_.group_by, p.w0, p.w1), c_str(f.workflows),
+          c_str(f.statuses), format_rfc3339_utc(start_us), format_rfc3339_utc(end_us),
+          format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0),
+          format_rfc3339_utc(p.d1), c_str(p.unit), params_.tz,
+          std::to_string(limits_.max_rollup_rows + 1), std::to_string(exact_max_rows_),
+          std::to_string(limits_.max_rollup_rows), std::string(to_string(params_.group_by)),
+          fractions_literal(), format_rfc3339_utc(p.w0), format_rfc3339_utc(p.w1));
   // No rows: the pieces counted no runs, so the (empty) answer is exact.
   if (result.empty() || std::string_view(result[0][0].c_str()) == "e") {
     method_ = StatisticsMethod::exact;
@@ -787,11 +767,10 @@ std::vector<HistogramBucket> StatisticsQuery::histogram(const ResolvedRange& ran
     method_ = StatisticsMethod::exact;
     const auto& statement = statements_of(params_.measure).exact_histogram;
     statement_ = statement.name.c_str();
-    if (limits_.deadline) limits_.deadline->limit(tx_);
     const auto f = filters_of(params_);
-    auto result = tx_.exec_prepared(prepared(tx_, statement, f.shape), c_str(f.workflows),
-                                    c_str(f.statuses), format_rfc3339_utc(range.start_us),
-                                    format_rfc3339_utc(range.end_us), edges_literal());
+    auto result =
+        run(tx_, limits_, statement, f.shape, c_str(f.workflows), c_str(f.statuses),
+            format_rfc3339_utc(range.start_us), format_rfc3339_utc(range.end_us), edges_literal());
     for (const auto& row : result) {
       const auto k = as_int64(row[0]);  // 1-based; values are >= edges[0] = 0
       if (k >= 1)

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <utility>
 
+#include "detail/caller_statement.h"
 #include "detail/query_values.h"
 #include "meshhook/bridge/common/rfc3339.h"
 #include "meshhook/bridge/statistics/execution_time_sketch.h"
@@ -24,8 +25,8 @@ using detail::kDayUs;
 using detail::kHourUs;
 using detail::kMondayUs;
 using detail::kWeekUs;
-using detail::prepared;
 using detail::round3;
+using detail::run_statement;
 
 // $1 the workflow, $2 the step statuses (null: both); the range [$3, $4). Two shapes, so each
 // prepared statement's generic plan uses the (workflow_id, finished_at) index, whose included
@@ -167,10 +168,9 @@ std::vector<StepTimes> StepTimesQuery::exact_steps(const ResolvedRange& range) {
   const auto statuses = statuses_literal(params_);
   static const std::string kSql[2] = {exact_sql(false), exact_sql(true)};
   statement_ = statuses ? "statistics_steps_exact_1" : "statistics_steps_exact_0";
-  if (limits_.deadline) limits_.deadline->limit(tx_);
-  auto result = tx_.exec_prepared(
-      prepared(tx_, statement_, kSql[statuses ? 1 : 0]), params_.workflow_ids.front(),
-      c_str(statuses), format_rfc3339_utc(range.start_us), format_rfc3339_utc(range.end_us));
+  auto result = run_statement(tx_, limits_, statement_, kSql[statuses ? 1 : 0],
+                              params_.workflow_ids.front(), c_str(statuses),
+                              format_rfc3339_utc(range.start_us), format_rfc3339_utc(range.end_us));
   std::vector<StepTimes> out;
   for (const auto& row : result) {
     StepTimes s;
@@ -191,10 +191,9 @@ std::vector<StepTimes> StepTimesQuery::sketch_steps(const ResolvedRange& range) 
   const auto statuses = statuses_literal(params_);
   static const std::string kSql[2] = {rollup_sql(false), rollup_sql(true)};
   statement_ = statuses ? "statistics_steps_rollups_1" : "statistics_steps_rollups_0";
-  if (limits_.deadline) limits_.deadline->limit(tx_);
   const auto p = plan_step_pieces(range.start_us, range.end_us);
-  auto result = tx_.exec_prepared(
-      prepared(tx_, statement_, kSql[statuses ? 1 : 0]), params_.workflow_ids.front(),
+  auto result = run_statement(
+      tx_, limits_, statement_, kSql[statuses ? 1 : 0], params_.workflow_ids.front(),
       c_str(statuses), format_rfc3339_utc(range.start_us), format_rfc3339_utc(range.end_us),
       format_rfc3339_utc(p.h0), format_rfc3339_utc(p.h1), format_rfc3339_utc(p.d0),
       format_rfc3339_utc(p.d1), format_rfc3339_utc(p.w0), format_rfc3339_utc(p.w1),

@@ -1,6 +1,6 @@
 #pragma once
 // What the statistics queries share: reading result fields without locale or exceptions,
-// registering prepared statements, and rounding answers. Private to bridge/statistics.
+// parameters, bucket arithmetic and rounding answers. Private to bridge/statistics.
 
 #include <charconv>
 #include <cmath>
@@ -44,14 +44,6 @@ inline std::vector<double> parse_float_array(std::string_view text) {
     p = next;
   }
   return out;
-}
-
-/// Registers the statement on this connection (a no-op once it is; Postgres prepares it on
-/// first use) and returns the name to execute.
-inline std::string prepared(pqxx::transaction_base& tx, const std::string& name,
-                            const std::string& text) {
-  tx.conn().prepare(name, text);
-  return name;
 }
 
 inline double round3(double v) { return std::round(v * 1000.0) / 1000.0; }

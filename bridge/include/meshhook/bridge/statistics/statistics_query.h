@@ -2,7 +2,8 @@
 // The SQL of the statistics endpoint. Answers from the rows (exact percentile_cont) or from
 // the rollups (count, sum, min and max exact; percentiles from merged log-bucket sketches,
 // within 1 %), chosen by StatisticsParams::exact and by the size of the work. Runs inside a
-// transaction the caller owns (read-only, as the caller). Every value is a parameter.
+// transaction the caller owns (read-only, as the caller), or statement by statement as
+// StatisticsQueryLimits::caller. Every value is a parameter.
 // One object per request; not thread-safe.
 
 #include <cstdint>
@@ -51,6 +52,13 @@ struct HistogramBucket {
   std::uint64_t count = 0;
 };
 
+/// Who a request reads as: their claims (request.jwt.claims, read by the row level security
+/// policies) and subject (request.jwt.claim.sub), under the reader role.
+struct StatisticsCaller {
+  std::string claims_json;
+  std::string subject;
+};
+
 /// The most work one request may ask for, and its deadline.
 struct StatisticsQueryLimits {
   /// Time buckets (group_by=hour, day or week) one period may have; more answer a
@@ -61,19 +69,17 @@ struct StatisticsQueryLimits {
   std::uint64_t max_rollup_rows = 200000;
   /// Every statement gets the time it leaves; null: no deadline.
   const RequestDeadline* deadline = nullptr;
+  /// Set: every statement runs as this caller in one message of its own that first sets the
+  /// caller's claims, the reader role, read-only and the deadline (for that statement's
+  /// implicit transaction only), so the transaction given may be a pqxx::nontransaction and
+  /// each statement is one round trip. Null: statements run in the transaction as it is.
+  const StatisticsCaller* caller = nullptr;
 };
 
 /// The sketch path would read more than StatisticsQueryLimits::max_rollup_rows rows.
 class StatisticsTooMuchData : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-/// Who the transaction reads as: set by the first statement of a request, together with the
-/// range (one round trip), for that transaction only.
-struct StatisticsCaller {
-  std::string claims_json;  // request.jwt.claims, read by the row level security policies
-  std::string subject;      // request.jwt.claim.sub
 };
 
 class StatisticsQuery {
@@ -89,8 +95,9 @@ class StatisticsQuery {
   /// the range is empty, too long, or tz is unknown to Postgres, and group_by when the range
   /// has more time buckets than limits.max_buckets. Statements throw RequestTimeout or
   /// pqxx::sql_error 57014 once the deadline passes.
-  /// With a caller, the same statement also makes the transaction theirs: their claims, the
-  /// reader role (meshhook_stats_reader) and the deadline's statement_timeout.
+  /// A range of two UTC instants is resolved without a statement; dates or another tz ask
+  /// Postgres. A caller given here becomes limits.caller: this and every later statement
+  /// run as them.
   std::optional<ResolvedRange> resolve(std::vector<ParameterError>& errors,
                                        const StatisticsCaller* caller = nullptr);
 
