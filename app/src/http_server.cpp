@@ -25,21 +25,24 @@ namespace {
 
 void write_response(mg_connection* conn, const bridge::HttpResponse& r, bool head,
                     bool close_connection) {
-  std::string head_text = "HTTP/1.1 " + std::to_string(r.status) + " " +
-                          std::string(bridge::reason_phrase(r.status)) + "\r\n";
-  head_text += "Content-Type: " + r.content_type + "\r\n";
-  head_text += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  std::string text;
+  text.reserve(256 + (head ? 0 : r.body.size()));
+  text += "HTTP/1.1 " + std::to_string(r.status) + " " +
+          std::string(bridge::reason_phrase(r.status)) + "\r\n";
+  text += "Content-Type: " + r.content_type + "\r\n";
+  text += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   bool cache_set = false;
   for (const auto& [name, value] : r.headers) {
-    head_text += name + ": " + value + "\r\n";
+    text += name + ": " + value + "\r\n";
     cache_set |= strcasecmp(name.c_str(), "Cache-Control") == 0;
   }
-  if (!cache_set) head_text += "Cache-Control: no-store\r\n";
-  head_text += "X-Content-Type-Options: nosniff\r\n";
-  if (close_connection) head_text += "Connection: close\r\n";
-  head_text += "\r\n";
-  mg_write(conn, head_text.data(), head_text.size());
-  if (!head && !r.body.empty()) mg_write(conn, r.body.data(), r.body.size());
+  if (!cache_set) text += "Cache-Control: no-store\r\n";
+  text += "X-Content-Type-Options: nosniff\r\n";
+  if (close_connection) text += "Connection: close\r\n";
+  text += "\r\n";
+  // One write, so one send and one segment for the client to wake up for, not two.
+  if (!head) text += r.body;
+  mg_write(conn, text.data(), text.size());
 }
 
 // The address and port of a socket's peer ("127.0.0.1", 52114), or port -1.
