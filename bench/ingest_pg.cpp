@@ -432,9 +432,12 @@ int main(int argc, char** argv) {
         percentile(lag_samples, 0.5), percentile(lag_samples, 0.99),
         lag_samples.empty() ? 0.0 : *std::max_element(lag_samples.begin(), lag_samples.end()),
         lag_samples.size());
-    std::printf("writer batches: %llu direct (binary COPY into the table), %llu staged\n",
-                static_cast<unsigned long long>(writer.direct_batches()),
-                static_cast<unsigned long long>(writer.staged_batches()));
+    std::printf(
+        "writer batches: %llu direct (binary COPY into the table), %llu staged; %llu with the "
+        "rollup deltas appended by the writer (the others' by the trigger)\n",
+        static_cast<unsigned long long>(writer.direct_batches()),
+        static_cast<unsigned long long>(writer.staged_batches()),
+        static_cast<unsigned long long>(writer.client_delta_batches()));
     std::printf("rollup tables after the load:\n");
     print_rollup_tables(db.url);
   }

@@ -3,18 +3,18 @@
 #include <charconv>
 #include <cmath>
 
+#include "meshhook/bridge/storage/rollup_deltas.h"
+
 namespace meshhook::bridge {
 namespace {
 
 const double kGamma =
     (1.0 + ExecutionTimeSketch::kRelativeAccuracy) / (1.0 - ExecutionTimeSketch::kRelativeAccuracy);
-const double kLogGamma = std::log(kGamma);
 
 }  // namespace
 
-int ExecutionTimeSketch::index_of(std::int64_t value_ms) noexcept {
-  return static_cast<int>(std::ceil(std::log(static_cast<double>(value_ms)) / kLogGamma));
-}
+// One definition with the writer's deltas (storage), the SQL function's float8 arithmetic.
+int ExecutionTimeSketch::index_of(std::int64_t value_ms) noexcept { return sketch_index(value_ms); }
 
 double ExecutionTimeSketch::lower_bound(int index) noexcept { return std::pow(kGamma, index - 1); }
 

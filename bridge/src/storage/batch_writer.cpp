@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <pqxx/pqxx>
 #include <random>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include "detail/run_copy.h"
 #include "detail/run_details_writer.h"
 #include "meshhook/bridge/storage/migrations.h"
+#include "meshhook/bridge/storage/rollup_deltas.h"
 
 namespace meshhook::bridge {
 namespace {
@@ -27,6 +29,79 @@ create temporary table if not exists meshhook_stats_incoming (
     finished_us bigint not null,
     workflow_name text not null default ''
 ) on commit delete rows)sql";
+
+// The rollup deltas the writer computed for its batch, on their way to
+// execution_time_rollup_deltas when row level security applies to the login (COPY into that
+// table would be refused).
+constexpr const char* kCreateIncomingDeltas = R"sql(
+create temporary table if not exists meshhook_stats_incoming_deltas (
+    project_id   uuid        not null,
+    workflow_id  uuid        not null,
+    status       text        not null,
+    bucket_start timestamptz not null,
+    run_count    bigint      not null,
+    sum_ms       numeric     not null,
+    min_ms       bigint      not null,
+    max_ms       bigint      not null,
+    zero_count   bigint      not null,
+    sketch       int4[]      not null
+) on commit delete rows)sql";
+
+constexpr const char* kInsertIncomingDeltas = R"sql(
+insert into execution_time_rollup_deltas
+    (project_id, workflow_id, status, bucket_start, run_count, sum_ms, min_ms, max_ms,
+     zero_count, sketch)
+select project_id, workflow_id, status, bucket_start, run_count, sum_ms, min_ms, max_ms,
+       zero_count, sketch
+from meshhook_stats_incoming_deltas)sql";
+
+// For this transaction only: its inserts into execution_time_statistics come with their
+// deltas, and meshhook_stats_rollups_append (0017) returns at once.
+constexpr const char* kDeltasWritten =
+    "select set_config('meshhook_stats.deltas_written', 'on', true)";
+
+// Whether this login's sessions are ones the trigger trusts with the setting above (members
+// of the role owning the trigger function, as 0017 checks) and may append deltas.
+constexpr const char* kMayAppendDeltas = R"sql(
+select pg_has_role(session_user, p.proowner, 'member')
+       and has_table_privilege('execution_time_rollup_deltas', 'insert')
+from pg_proc p
+where p.oid = 'meshhook_stats_rollups_append()'::regprocedure)sql";
+
+// The server's sketch index against ours at every bucket boundary the writer can meet
+// (execution times below 2^44 ms: the direct times' bound): there a last-bit difference
+// between two libm's ln would put a value in the next bucket. Counts the disagreements.
+constexpr const char* kSketchIndexDisagreements = R"sql(
+select count(*) from unnest($1::bigint[], $2::bigint[]) as u(v, i)
+where meshhook_stats_sketch_index(v) is distinct from i)sql";
+
+std::string bigint_array(const std::vector<std::int64_t>& values) {
+  std::string out = "{";
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    if (k != 0) out += ',';
+    out += std::to_string(values[k]);
+  }
+  return out + "}";
+}
+
+bool may_append_deltas(pqxx::transaction_base& tx) {
+  if (!tx.exec1(kMayAppendDeltas)[0].as<bool>()) return false;
+  const auto values = sketch_index_boundary_values(std::int64_t{1} << 44);
+  std::vector<std::int64_t> ours;
+  ours.reserve(values.size());
+  for (auto v : values) ours.push_back(sketch_index(v));
+  const auto disagreements =
+      tx.exec_params1(kSketchIndexDisagreements, bigint_array(values), bigint_array(ours))[0]
+          .as<long long>();
+  if (disagreements != 0) {
+    spdlog::warn(
+        "writer: the server's meshhook_stats_sketch_index disagrees with the writer's at {} "
+        "bucket boundaries; the trigger appends every rollup delta",
+        disagreements);
+    return false;
+  }
+  return true;
+}
 
 // Times travel as Unix microseconds and become timestamptz by exact integer arithmetic.
 // execution_time_ms: microseconds rounded half up; a negative duration (clock skew at the
@@ -220,23 +295,34 @@ void BatchWriter::connect() {
   {
     pqxx::nontransaction tx(*conn);
     tx.exec(kCreateIncoming);
+    tx.exec(kCreateIncomingDeltas);
     // COPY into a table refuses a login that its row level security applies to (forced for
     // the owner since 0004): only a superuser or a BYPASSRLS login may take the direct path.
     direct_allowed_ =
         !tx.exec1("select row_security_active('execution_time_statistics')")[0].as<bool>();
+    client_deltas_ = may_append_deltas(tx);
   }
   conn->prepare("meshhook_stats_insert_incoming", kInsertIncoming);
   conn->prepare("meshhook_stats_insert_incoming_skipping_stored", kInsertIncomingSkippingStored);
   conn->prepare("meshhook_stats_upsert_names", kUpsertNames);
+  conn->prepare("meshhook_stats_deltas_written", kDeltasWritten);
+  conn->prepare("meshhook_stats_insert_incoming_deltas", kInsertIncomingDeltas);
   detail::prepare_run_details(*conn);
   conn_ = std::move(conn);
 }
 
 std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std::size_t begin,
                                        std::size_t end, WritePath path) {
+  // Every run of the range goes in or none (not so on the replay path), with times the
+  // writer knows exactly as stored: then the deltas are the range's, computed here.
+  std::optional<std::vector<RollupDelta>> deltas;
+  if (client_deltas_ && path != WritePath::replay && detail::direct_times(events, begin, end)) {
+    deltas = rollup_deltas(events, begin, end);
+  }
   pqxx::work tx(*conn_);
   // Before the runs: it writes the details only of the runs not stored yet.
   detail::write_run_details(tx, std::span(events).subspan(begin, end - begin));
+  if (deltas) tx.exec_prepared("meshhook_stats_deltas_written");
   std::uint64_t inserted = 0;
   std::string data;
   if (path == WritePath::direct) {
@@ -255,9 +341,24 @@ std::uint64_t BatchWriter::write_range(const std::vector<RunEvent>& events, std:
                                        : "meshhook_stats_insert_incoming");
     inserted = static_cast<std::uint64_t>(result.affected_rows());
   }
+  if (deltas) append_deltas(tx, *deltas, path);
   tx.exec_prepared("meshhook_stats_upsert_names");
   tx.commit();
+  if (deltas) ++client_delta_batches_;
   return inserted;
+}
+
+void BatchWriter::append_deltas(pqxx::transaction_base& tx, const std::vector<RollupDelta>& deltas,
+                                WritePath path) {
+  std::string data;
+  detail::encode_deltas(deltas, data);
+  if (path == WritePath::direct) {
+    // Row level security does not apply to this login: straight into the table.
+    detail::copy_binary(tx, *conn_, detail::kCopyDeltasBinary, data);
+  } else {
+    detail::copy_binary(tx, *conn_, detail::kCopyStagedDeltasBinary, data);
+    tx.exec_prepared("meshhook_stats_insert_incoming_deltas");
+  }
 }
 
 // The run that carries the latest name of each workflow of events[begin, end) (as

@@ -83,6 +83,12 @@ const char* const kCopyRunsBinary =
 const char* const kCopyStagedBinary =
     "copy meshhook_stats_incoming (run_id, project_id, workflow_id, status, started_us,"
     " finished_us, workflow_name) from stdin with (format binary)";
+const char* const kCopyDeltasBinary =
+    "copy execution_time_rollup_deltas (project_id, workflow_id, status, bucket_start,"
+    " run_count, sum_ms, min_ms, max_ms, zero_count, sketch) from stdin with (format binary)";
+const char* const kCopyStagedDeltasBinary =
+    "copy meshhook_stats_incoming_deltas (project_id, workflow_id, status, bucket_start,"
+    " run_count, sum_ms, min_ms, max_ms, zero_count, sketch) from stdin with (format binary)";
 
 namespace {
 
@@ -104,6 +110,47 @@ void put_identity(std::string& out, std::uint16_t columns, const RunEvent& e) {
   put_field(out, e.project_id.bytes.data(), 16);
   put_field(out, e.workflow_id.bytes.data(), 16);
   put_field(out, status.data(), status.size());
+}
+
+// numeric's binary form: digit count, weight, sign, display scale, then base-10000 digits
+// from the most significant.
+void put_numeric_field(std::string& out, std::uint64_t v) {
+  std::uint16_t digits[5];  // 2^64 < 10000^5
+  std::uint16_t n = 0;
+  for (; v != 0; v /= 10000) digits[n++] = static_cast<std::uint16_t>(v % 10000);
+  put_u32(out, 8u + 2u * n);
+  put_u16(out, n);
+  put_u16(out, n == 0 ? 0 : static_cast<std::uint16_t>(n - 1));  // weight
+  put_u16(out, 0);                                               // positive
+  put_u16(out, 0);                                               // no decimals
+  while (n > 0) put_u16(out, digits[--n]);
+}
+
+// int4[] in array_recv's form: dimensions, no nulls, element type int4 (oid 23), then each
+// dimension's length and lower bound, then the elements; {} has no dimensions.
+void put_sketch_field(std::string& out, const std::vector<std::pair<int, std::int32_t>>& sketch) {
+  constexpr std::uint32_t kInt4Oid = 23;
+  if (sketch.empty()) {
+    put_u32(out, 12);
+    put_u32(out, 0);
+    put_u32(out, 0);
+    put_u32(out, kInt4Oid);
+    return;
+  }
+  put_u32(out, static_cast<std::uint32_t>(28 + sketch.size() * 16));
+  put_u32(out, 2);
+  put_u32(out, 0);
+  put_u32(out, kInt4Oid);
+  put_u32(out, static_cast<std::uint32_t>(sketch.size()));
+  put_u32(out, 1);
+  put_u32(out, 2);
+  put_u32(out, 1);
+  for (const auto& [index, count] : sketch) {
+    put_u32(out, 4);
+    put_u32(out, static_cast<std::uint32_t>(index));
+    put_u32(out, 4);
+    put_u32(out, static_cast<std::uint32_t>(count));
+  }
 }
 
 void put_staged(std::string& out, const RunEvent& e) {
@@ -132,7 +179,7 @@ void encode_runs(const std::vector<RunEvent>& events, std::size_t begin, std::si
     put_identity(out, 7, e);
     put_int8_field(out, e.started_at_us - kPostgresEpochUs);
     put_int8_field(out, e.finished_at_us - kPostgresEpochUs);
-    put_int8_field(out, (std::max<std::int64_t>(e.duration_us(), 0) + 500) / 1000);
+    put_int8_field(out, stored_execution_time_ms(e));
   }
   end_stream(out);
 }
@@ -148,6 +195,25 @@ void encode_staged(const std::vector<RunEvent>& events, const std::vector<std::s
                    std::string& out) {
   begin_stream(out, which.size(), 120);
   for (std::size_t i : which) put_staged(out, events[i]);
+  end_stream(out);
+}
+
+void encode_deltas(const std::vector<RollupDelta>& deltas, std::string& out) {
+  begin_stream(out, deltas.size(), 160);
+  for (const RollupDelta& d : deltas) {
+    const std::string_view status = to_string(d.status);
+    put_u16(out, 10);
+    put_field(out, d.project_id.bytes.data(), 16);
+    put_field(out, d.workflow_id.bytes.data(), 16);
+    put_field(out, status.data(), status.size());
+    put_int8_field(out, d.bucket_start_us - kPostgresEpochUs);
+    put_int8_field(out, static_cast<std::int64_t>(d.run_count));
+    put_numeric_field(out, d.sum_ms);
+    put_int8_field(out, d.min_ms);
+    put_int8_field(out, d.max_ms);
+    put_int8_field(out, static_cast<std::int64_t>(d.zero_count));
+    put_sketch_field(out, d.sketch);
+  }
   end_stream(out);
 }
 

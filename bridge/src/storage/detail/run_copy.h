@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "meshhook/bridge/storage/rollup_deltas.h"
 #include "meshhook/bridge/storage/run_event.h"
 
 struct pg_conn;
@@ -48,6 +49,10 @@ class CopyConnection : public pqxx::basic_connection_base<HandleRecordingConnect
 /// execution_time_statistics, and into the writer's per-session staging table.
 extern const char* const kCopyRunsBinary;
 extern const char* const kCopyStagedBinary;
+/// And for the rollup deltas the writer computes: straight into execution_time_rollup_deltas,
+/// and into the per-session staging table of deltas.
+extern const char* const kCopyDeltasBinary;
+extern const char* const kCopyStagedDeltasBinary;
 
 /// True when every time of events[begin, end) lies within 2^53 µs of 1970, where the staged
 /// INSERT's `us * interval '1 microsecond'` is exact (it multiplies in float8): only such
@@ -66,6 +71,9 @@ void encode_staged(const std::vector<RunEvent>& events, std::size_t begin, std::
                    std::string& out);
 void encode_staged(const std::vector<RunEvent>& events, const std::vector<std::size_t>& which,
                    std::string& out);
+
+/// Appends deltas as one binary COPY stream for kCopyDeltasBinary or kCopyStagedDeltasBinary.
+void encode_deltas(const std::vector<RollupDelta>& deltas, std::string& out);
 
 /// Runs the COPY in tx and sends data. Throws pqxx::sql_error with Postgres' SQLSTATE when
 /// Postgres refuses it (the transaction is then aborted), pqxx::broken_connection when the

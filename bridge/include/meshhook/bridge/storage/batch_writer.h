@@ -5,7 +5,10 @@
 // If one of its runs is already stored (a replay after a crash between the commit and the
 // acknowledgement, a producer's retry) the unique run_id refuses the whole batch, and it is
 // written again skipping stored runs (INSERT ... ON CONFLICT (run_id) DO NOTHING): every
-// spooled run is stored exactly once.
+// spooled run is stored exactly once. On the direct and staged paths (every run of the batch
+// or none) the writer appends the batch's rollup deltas itself, in the same transaction, and
+// the statement-level trigger skips that insert (migration 0017); on the replay path the
+// trigger appends them, since only the server knows which runs went in.
 
 #include <atomic>
 #include <chrono>
@@ -19,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "meshhook/bridge/storage/rollup_deltas.h"
 #include "meshhook/bridge/storage/spool.h"
 #include "meshhook/exporter/registry.h"
 
@@ -62,6 +66,9 @@ class BatchWriter {
   std::uint64_t direct_batches() const noexcept { return direct_batches_.load(); }
   std::uint64_t staged_batches() const noexcept { return staged_batches_.load(); }
   std::uint64_t replay_batches() const noexcept { return replay_batches_.load(); }
+  /// Batches whose rollup deltas the writer computed and appended itself (the others' came
+  /// from the trigger).
+  std::uint64_t client_delta_batches() const noexcept { return client_delta_batches_.load(); }
 
  private:
   struct Metrics;
@@ -78,6 +85,10 @@ class BatchWriter {
   /// (the direct and staged paths with a data error when a run is already stored).
   std::uint64_t write_range(const std::vector<RunEvent>& events, std::size_t begin, std::size_t end,
                             WritePath path);
+  /// Appends deltas to execution_time_rollup_deltas in tx (the direct path COPYs them in,
+  /// the staged path through a temporary table).
+  void append_deltas(pqxx::transaction_base& tx, const std::vector<RollupDelta>& deltas,
+                     WritePath path);
   static std::vector<std::size_t> latest_named(const std::vector<RunEvent>& events,
                                                std::size_t begin, std::size_t end);
   void count_path(WritePath path);
@@ -92,6 +103,9 @@ class BatchWriter {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<detail::CopyConnection> conn_;
   bool direct_allowed_ = false;  // row level security does not apply to this login
+  // This login may append rollup deltas itself (owner of the trigger function, INSERT on the
+  // deltas) and the server's sketch index agrees with ours at every bucket boundary.
+  bool client_deltas_ = false;
   // After a batch met a run already stored, until a batch meets none.
   bool replaying_ = false;
 
@@ -100,6 +114,7 @@ class BatchWriter {
   std::atomic<std::uint64_t> direct_batches_{0};
   std::atomic<std::uint64_t> staged_batches_{0};
   std::atomic<std::uint64_t> replay_batches_{0};
+  std::atomic<std::uint64_t> client_delta_batches_{0};
   mutable std::mutex mutex_;
   std::condition_variable stop_cv_;
   std::string last_error_ = "not connected yet";
