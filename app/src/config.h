@@ -86,8 +86,8 @@ struct Config {
   std::string capture_mode = "trigger";
   std::string capture_slot = "meshhook_stats_capture";
   std::string capture_replication_url;    // the slot's login (REPLICATION); "" = database.url
-  int capture_interval_ms = 200;          // runs read from the slot are stored at least this often
-  std::size_t capture_batch_runs = 5000;  // or as soon as this many are waiting
+  int capture_interval_ms = 1000;         // a round: read the slot, store, confirm
+  std::size_t capture_batch_runs = 5000;  // about the most runs a store transaction takes
 
   // Bounds on one statistics request.
   int statistics_request_timeout_ms = 5000;     // one deadline for all of a request's statements

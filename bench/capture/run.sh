@@ -11,10 +11,11 @@
 #            the trigger appends (a psql loop, one round every 0.2 s);
 #   logical  sql/integrations/meshhook/capture_logical.sql and no trigger, the daemon
 #            (`serve`, capture.mode: logical at its default interval, its compactor on) reading
-#            the slot while pgbench runs. Needs wal_level = logical (scripts/pg.sh sets it).
+#            the slot while pgbench runs (the caller's MESHHOOK_STATS_* variables apply, e.g.
+#            MESHHOOK_STATS_CAPTURE_INTERVAL_MS). Needs wal_level = logical (scripts/pg.sh sets it).
 # After each run it waits until every run finished is captured (captured = finished), and
-# prints the CPU seconds spent during the run by the daemon process, the WAL sender reading
-# the slot and the daemon's Postgres session storing the runs.
+# prints the seconds on CPU spent during the run by the daemon process, its Postgres session
+# reading the slot and its session storing the runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -61,9 +62,9 @@ start_daemon() {
     MESHHOOK_STATS_METRICS_LISTEN="127.0.0.1:$(free_port)" \
     MESHHOOK_STATS_SPOOL_DIR="$work/spool" "$bin" serve >"$work/daemon.log" 2>&1 &
   daemon_pid=$!
-  # Active: the log says so and the slot has its reader (the WAL sender measured below).
+  # Active: the log says so and the slot has its reader (the session measured below).
   for _ in $(seq 1 100); do
-    grep -qs "capture: active" "$work/daemon.log" && [ "$(walsender_pid)" != 0 ] && return 0
+    grep -qs "capture: active" "$work/daemon.log" && [ "$(reader_pid)" != 0 ] && return 0
     sleep 0.1
   done
   echo "run.sh: the daemon's capture did not become active:" >&2
@@ -76,12 +77,12 @@ stop_daemon() {
 }
 trap 'stop_compactor; stop_daemon; [ -n "${KEEP_LOG:-}" ] && cp "$work/daemon.log" "$KEEP_LOG"; rm -rf "$work"' EXIT
 
-cpu_seconds() {  # pid -> user + system CPU seconds so far (0 when gone)
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null ||
-    echo 0
+cpu_seconds() {  # pid -> seconds on CPU of all its threads so far (/proc/PID/schedstat; 0 when gone)
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.2f", s / 1e9 }'
 }
-walsender_pid() {
-  psql "$url" -qXtA -c "select coalesce(active_pid, 0) from pg_replication_slots where slot_name = '$slot'"
+reader_pid() {  # the daemon's session reading the slot (in SQL, once a round)
+  psql "$url" -qXtA -c "select coalesce(max(pid), 0) from pg_stat_activity
+                        where application_name = 'meshhook-stats-capture-slot'"
 }
 store_pid() {  # the daemon's session storing the runs it reads
   psql "$url" -qXtA -c "select coalesce(max(pid), 0) from pg_stat_activity
@@ -132,7 +133,7 @@ with_logical() {  # shape -> "tps failed captured finished cpu"
   reset
   start_daemon
   local tps failed wal store d0 w0 s0 d1 w1 s1 target
-  wal=$(walsender_pid)
+  wal=$(reader_pid)
   store=$(store_pid)
   d0=$(cpu_seconds "$daemon_pid")
   w0=$(cpu_seconds "$wal")
@@ -155,7 +156,7 @@ with_logical() {  # shape -> "tps failed captured finished cpu"
 }
 
 printf '%-11s %-8s %10s %10s %7s %7s %9s %9s %s\n' shape mode "tps off" "tps on" failed ratio \
-  captured finished "cpu s: daemon+walsender+store"
+  captured finished "cpu s: daemon+reader+store"
 for shape in finish_one finish_two; do
   uninstall
   reset

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
@@ -506,17 +507,45 @@ LogicalCaptureRound LogicalCapture::capture_once(const LogicalCaptureOptions& op
   return round;
 }
 
+void LogicalCapture::account(const LogicalCaptureRound& round, std::uint64_t confirmed) {
+  stored_ += round.stored;
+  metrics_->stored.inc(static_cast<double>(round.stored));
+  if (round.rejected > 0) {
+    metrics_->rejected.inc(static_cast<double>(round.rejected));
+    spdlog::warn(
+        "capture: Postgres refused {} run(s); they are in execution_time_rejected_runs with the "
+        "reason",
+        round.rejected);
+  }
+  if (round.delivered > 0) {
+    spdlog::debug("capture: stored {} of {} run(s) read, slot confirmed up to {}", round.stored,
+                  round.delivered, lsn_text(confirmed));
+  }
+}
+
+void LogicalCapture::pause_until(std::chrono::steady_clock::time_point until,
+                                 const std::function<void()>& feedback) {
+  for (;;) {
+    const auto left = until - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return;
+    if (!sleep_for(std::min(std::chrono::ceil<std::chrono::milliseconds>(left), kFeedbackEvery))) {
+      return;  // stopping
+    }
+    if (std::chrono::steady_clock::now() < until) feedback();
+  }
+}
+
 void LogicalCapture::run() {
   std::unique_ptr<pqxx::connection> db;
   std::unique_ptr<Reader> reader;
   std::string last_error;
   auto next_lag = std::chrono::steady_clock::now();
-  auto next_store = std::chrono::steady_clock::now() + options_.interval;
   for (;;) {
     {
       std::lock_guard lock(mutex_);
       if (stopping_) break;
     }
+    const auto round_start = std::chrono::steady_clock::now();
     try {
       if (!db) {
         db = std::make_unique<pqxx::connection>(detail::with_application_name(
@@ -541,34 +570,31 @@ void LogicalCapture::run() {
                      options_.publication);
         last_error.clear();
       }
-      const auto now = std::chrono::steady_clock::now();
-      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::max(next_store - now, std::chrono::steady_clock::duration::zero()));
-      if (auto msg = reader->stream.next(std::min(wait, std::chrono::milliseconds(100)))) {
-        reader->handle(*msg);
-      }
-      const bool full = reader->decoder.pending().size() >= options_.batch_runs;
-      if (full || std::chrono::steady_clock::now() >= next_store) {
-        next_store = std::chrono::steady_clock::now() + options_.interval;
-        const auto round = reader->flush(*db, true);
-        stored_ += round.stored;
-        metrics_->stored.inc(static_cast<double>(round.stored));
-        if (round.rejected > 0) {
-          metrics_->rejected.inc(static_cast<double>(round.rejected));
-          spdlog::warn(
-              "capture: Postgres refused {} run(s); they are in execution_time_rejected_runs "
-              "with the reason",
-              round.rejected);
+      // One round: what the WAL sender sent since the last one, read in one go (the sockets
+      // hold seconds of the stream), stored and confirmed slice by slice. Between rounds
+      // nobody reads the stream: the daemon is not woken at every commit of the server.
+      for (bool drained = false; !drained;) {
+        while (reader->decoder.pending().size() < options_.batch_runs) {
+          auto msg = reader->stream.next(std::chrono::milliseconds(0));
+          if (!msg) {
+            drained = true;
+            break;
+          }
+          reader->handle(*msg);
         }
-        if (round.delivered > 0) {
-          spdlog::debug("capture: stored {} of {} run(s) read, slot confirmed up to {}",
-                        round.stored, round.delivered, lsn_text(reader->confirmed));
-        }
+        account(reader->flush(*db, true), reader->confirmed);
+        std::lock_guard lock(mutex_);
+        if (stopping_) break;
       }
       if (std::chrono::steady_clock::now() >= next_lag) {
         next_lag = std::chrono::steady_clock::now() + options_.lag_refresh;
         metrics_->lag.set(check_slot(*db, options_));
       }
+      // Until the next round the stream stays unread. The server ends a stream it hears
+      // nothing from for wal_sender_timeout (60 s by default; capture.interval_ms may be as
+      // long): a status update every kFeedbackEvery keeps it.
+      pause_until(round_start + options_.interval,
+                  [&] { reader->stream.status(reader->confirmed, false); });
     } catch (const std::exception& e) {
       // Everything not confirmed is delivered again by the next session: nothing is lost, and
       // what was stored already is kept once.
@@ -586,9 +612,7 @@ void LogicalCapture::run() {
   }
   if (reader && db) {
     try {
-      const auto round = reader->flush(*db, true);
-      stored_ += round.stored;
-      metrics_->stored.inc(static_cast<double>(round.stored));
+      account(reader->flush(*db, true), reader->confirmed);
       reader->stream.finish();
     } catch (const std::exception& e) {
       spdlog::warn("capture: while stopping: {}", std::string(e.what()).substr(0, 300));
