@@ -82,6 +82,15 @@ ticks() {  # ticks PID...: their utime + stime
   for pid in "$@"; do awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'
 }
 pg_ticks() { ticks $(ps -o pid= --ppid "$postmaster"); }
+# Until no statement of the daemon still runs (up to 60 s): a slow kind's requests that were in
+# flight when wrk stopped would otherwise run into the next kind's measurement.
+drain() {
+  for _ in $(seq 1 600); do
+    [ "$(psql "$url" -Atc "select count(*) from pg_stat_activity where state = 'active'
+          and backend_type = 'client backend' and pid <> pg_backend_pid()")" = 0 ] && return
+    sleep 0.1
+  done
+}
 
 ms() { awk -v k="$1" '$1 == k { v = $2; if (v ~ /ms$/) { sub(/ms/, "", v); print v }
        else if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else { sub(/s/, "", v); print v * 1000 } }'; }
@@ -90,6 +99,7 @@ printf '%-10s %-7s %9s %9s %9s %9s %8s %11s %9s\n' kind mode p50_ms p99_ms p99.9
   daemon_us_cpu pg_us_cpu
 for kind in $kinds; do
   for mode in $modes; do
+    drain
     d0=$(ticks "$server") p0=$(pg_ticks)
     out=$(wrk -t2 -c32 -d"${seconds}s" --latency -s "$here/statistics.lua" "http://127.0.0.1:$port" \
           -- "$kind" "$mode" "$work/tokens.lua" 2>&1)
@@ -103,6 +113,7 @@ for kind in $kinds; do
       "$(per $((d1 - d0)))" "$(per $((p1 - p0)))"
   done
 done
+drain
 echo "open loop, mixed: $(python3 "$here/open_loop.py" "http://127.0.0.1:$port" "$work/tokens.json" \
   --rate "$rate" --seconds "$seconds")"
 if [ -n "${EXACT_OPEN_LOOP:-}" ]; then
