@@ -4,10 +4,12 @@
 #include <thread>
 
 #include "db_support.h"
+#include "logical_capture_support.h"
 #include "meshhook/bridge/storage/logical_capture.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/exporter/registry.h"
 
+using meshhook::testing::make_meshhook_logical;
 using meshhook::testing::TestDatabase;
 namespace bridge = meshhook::bridge;
 namespace exporter = meshhook::exporter;
@@ -15,24 +17,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kProject = "11111111-1111-4111-8111-111111111111";
-constexpr const char* kWorkflow = "22222222-2222-4222-8222-222222222222";
-
-bridge::LogicalCaptureOptions make_meshhook(const TestDatabase& db) {
-  bridge::migrate(db.url());
-  db.exec_file("tests/fixtures/meshhook_schema.sql");
-  db.exec(std::string("insert into projects (id, owner, name) values ('") + kProject +
-          "', gen_random_uuid(), 'demo');"
-          "insert into workflow_definitions (id, project_id, slug, name) values ('" +
-          kWorkflow + "', '" + kProject + "', 'checkout', 'Checkout')");
-  REQUIRE(bridge::install_meshhook_logical_capture(db.url(), db.name()));
-  bridge::LogicalCaptureOptions o;
-  o.database_url = db.url();
-  o.slot = db.name();
-  o.interval = 50ms;
-  o.retry = 100ms;
-  return o;
-}
+constexpr const char* kProject = meshhook::testing::kCaptureProject;
+constexpr const char* kWorkflow = meshhook::testing::kCaptureWorkflow;
 
 // n runs started, then each finished in a transaction of its own.
 void finish_one_by_one(const TestDatabase& db, int n) {
@@ -72,7 +58,7 @@ TEST_CASE("the capture loop stores a backlog slice by slice, each slice confirme
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  auto o = make_meshhook(db);
+  auto o = make_meshhook_logical(db);
   o.batch_runs = 2;  // a slice: about two runs' messages
   // A backlog before the daemon starts: 12 one-run transactions, then one of 5 runs (a
   // transaction larger than a slice is read whole).
@@ -109,7 +95,7 @@ TEST_CASE("between rounds the capture keeps its stream with status updates, howe
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  auto o = make_meshhook(db);
+  auto o = make_meshhook_logical(db);
   // The WAL sender ends a stream it hears nothing from for 3 s; a round every 5 s.
   db.exec("alter database " + db.name() + " set wal_sender_timeout = '3s'");
   o.interval = 5000ms;

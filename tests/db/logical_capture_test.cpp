@@ -6,11 +6,13 @@
 #include <thread>
 
 #include "db_support.h"
+#include "logical_capture_support.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/tailer.h"
 #include "meshhook/exporter/registry.h"
 #include "meshhook/exporter/run_metrics.h"
 
+using meshhook::testing::make_meshhook_logical;
 using meshhook::testing::TestDatabase;
 namespace bridge = meshhook::bridge;
 namespace exporter = meshhook::exporter;
@@ -18,28 +20,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kProject = "11111111-1111-4111-8111-111111111111";
-constexpr const char* kWorkflow = "22222222-2222-4222-8222-222222222222";
+constexpr const char* kProject = meshhook::testing::kCaptureProject;
+constexpr const char* kWorkflow = meshhook::testing::kCaptureWorkflow;
 constexpr const char* kRun = "33333333-3333-4333-8333-333333333333";
-
-// A MeshHook database with the logical capture installed and no trigger. Slot names are the
-// server's: each test database gets its own (dropped with the database).
-bridge::LogicalCaptureOptions make_meshhook(const TestDatabase& db) {
-  bridge::migrate(db.url());
-  db.exec_file("tests/fixtures/meshhook_schema.sql");
-  db.exec(std::string("insert into projects (id, owner, name) values ('") + kProject +
-          "', gen_random_uuid(), 'demo');"
-          "insert into workflow_definitions (id, project_id, slug, name) values ('" +
-          kWorkflow + "', '" + kProject + "', 'checkout', 'Checkout')");
-  REQUIRE(bridge::install_meshhook_capture(db.url(), false));
-  REQUIRE(bridge::install_meshhook_logical_capture(db.url(), db.name()));
-  bridge::LogicalCaptureOptions o;
-  o.database_url = db.url();
-  o.slot = db.name();
-  o.interval = 50ms;
-  o.retry = 100ms;
-  return o;
-}
 
 void start_runs(const TestDatabase& db, int n) {
   db.exec("insert into workflow_runs (project_id, workflow_id, started_at) select '" +
@@ -87,7 +70,7 @@ TEST_CASE("logical capture stores a run once when it reaches a terminal status",
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  const auto o = make_meshhook(db);
+  const auto o = make_meshhook_logical(db);
   CHECK(db.scalar("select count(*) from pg_trigger where tgrelid = 'workflow_runs'::regclass "
                   "and not tgisinternal") == 0);
   db.exec(std::string("insert into workflow_runs (id, project_id, workflow_id, started_at) "
@@ -134,7 +117,7 @@ TEST_CASE("logical capture stores multi-run transactions and inserts, not rolled
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  const auto o = make_meshhook(db);
+  const auto o = make_meshhook_logical(db);
   // MeshHook's table has more columns than the six the publication sends.
   db.exec("alter table workflow_runs add column output jsonb");
   start_runs(db, 6);
@@ -168,7 +151,7 @@ TEST_CASE("logical capture re-delivers what was stored but not confirmed, and st
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  const auto o = make_meshhook(db);
+  const auto o = make_meshhook_logical(db);
   start_runs(db, 3);
   db.exec("update workflow_runs set status = 'succeeded', finished_at = now()");
   const auto before = confirmed_lsn(db);
@@ -191,7 +174,7 @@ TEST_CASE("logical capture keeps a run Postgres refuses as a dead letter, its ne
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  const auto o = make_meshhook(db);
+  const auto o = make_meshhook_logical(db);
   db.exec("insert into workflow_runs (project_id, workflow_id, started_at) select '" +
           std::string(kProject) + "', '" + kWorkflow +
           "', now() - i * interval '1 second' from generate_series(1, 4) i;"
@@ -218,7 +201,7 @@ TEST_CASE("trigger and logical capture installed at once count each run once", "
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  const auto o = make_meshhook(db);
+  const auto o = make_meshhook_logical(db);
   REQUIRE(bridge::install_meshhook_capture(db.url()));  // the trigger too
   start_runs(db, 5);
   db.exec("update workflow_runs set status = 'succeeded', finished_at = now()");
@@ -241,7 +224,7 @@ TEST_CASE("logical capture names the fix when its slot is missing, and uninstall
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  auto o = make_meshhook(db);
+  auto o = make_meshhook_logical(db);
   o.slot = db.name() + "_other";
   REQUIRE_THROWS_WITH(bridge::LogicalCapture::capture_once(o),
                       Catch::Contains("does not exist") && Catch::Contains("capture_logical.sql"));
@@ -262,7 +245,7 @@ TEST_CASE("the daemon's capture loop stores finished runs and the tailer observe
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
   TestDatabase db(server);
-  const auto o = make_meshhook(db);
+  const auto o = make_meshhook_logical(db);
   exporter::Registry registry;
   exporter::RunMetrics metrics(registry, exporter::RunMetricsOptions{});
   bridge::LogicalCapture capture(o, registry);
