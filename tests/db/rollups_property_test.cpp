@@ -23,43 +23,19 @@
 #include "meshhook/bridge/storage/compactor.h"
 #include "meshhook/bridge/storage/connection_pool.h"
 #include "meshhook/bridge/storage/migrations.h"
+#include "rollup_support.h"
 
 extern char** environ;
 
 using meshhook::testing::TestDatabase;
 using nlohmann::json;
 namespace bridge = meshhook::bridge;
+using meshhook::testing::mismatches;
+using meshhook::testing::Statuses;
 
 namespace {
 
 constexpr const char* kOwner = "0b0b0b0b-0000-4000-8000-000000000001";
-
-// Rows that differ between a rollup table (or view) and the rows grouped by its bucket (and
-// by status, unless the level merges the statuses).
-enum class Statuses { kEach, kMerged };
-long long mismatches(const TestDatabase& db, const std::string& table, const std::string& unit,
-                     Statuses statuses = Statuses::kEach) {
-  const std::string status = statuses == Statuses::kEach ? "status" : "''::text";
-  const std::string rows =
-      "select project_id, workflow_id, s0, b, sum(n)::bigint, sum(s)::numeric, min(lo),"
-      " max(hi), coalesce(sum(n) filter (where i is null), 0)::bigint,"
-      " coalesce(array_agg(array[i, n::int4] order by i) filter (where i is not null),"
-      " '{}')::text"
-      " from (select project_id, workflow_id, " +
-      status + " as s0, date_trunc('" + unit +
-      "', finished_at, 'UTC') as b,"
-      "       meshhook_stats_sketch_index(execution_time_ms) as i, count(*) as n,"
-      "       sum(execution_time_ms) as s, min(execution_time_ms) as lo,"
-      "       max(execution_time_ms) as hi"
-      "       from execution_time_statistics group by 1, 2, 3, 4, 5) x"
-      " group by 1, 2, 3, 4";
-  const std::string rollups = "select project_id, workflow_id, " + status +
-                              ", bucket_start, run_count, sum_ms::numeric, min_ms,"
-                              " max_ms, zero_count, sketch::text from " +
-                              table;
-  return db.scalar("select (select count(*) from (" + rows + " except " + rollups +
-                   ") a) + (select count(*) from (" + rollups + " except " + rows + ") b)");
-}
 
 std::string text(const TestDatabase& db, const std::string& sql) {
   pqxx::connection c(db.url());

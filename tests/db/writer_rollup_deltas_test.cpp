@@ -16,7 +16,10 @@
 #include "meshhook/bridge/storage/rollup_deltas.h"
 #include "meshhook/bridge/storage/spool.h"
 #include "meshhook/exporter/registry.h"
+#include "rollup_support.h"
 
+using meshhook::testing::mismatches;
+using meshhook::testing::Statuses;
 using meshhook::testing::TempDir;
 using meshhook::testing::TestDatabase;
 namespace bridge = meshhook::bridge;
@@ -68,47 +71,24 @@ std::string bigint_array(const std::vector<std::int64_t>& values) {
   return s.str();
 }
 
-// Rows that differ between a rollup table (or view) and the rows grouped by its bucket (and
-// by status, unless the level merges them), sketches included.
-long long mismatches(const TestDatabase& db, const std::string& table, const std::string& unit,
-                     bool merged = false) {
-  const std::string status = merged ? "''::text" : "status";
-  const std::string rows =
-      "select project_id, workflow_id, s0, b, sum(n)::bigint, sum(s)::numeric, min(lo),"
-      " max(hi), coalesce(sum(n) filter (where i is null), 0)::bigint,"
-      " coalesce(array_agg(array[i, n::int4] order by i) filter (where i is not null),"
-      " '{}')::text"
-      " from (select project_id, workflow_id, " +
-      status + " as s0, date_trunc('" + unit +
-      "', finished_at, 'UTC') as b,"
-      "       meshhook_stats_sketch_index(execution_time_ms) as i, count(*) as n,"
-      "       sum(execution_time_ms) as s, min(execution_time_ms) as lo,"
-      "       max(execution_time_ms) as hi"
-      "       from execution_time_statistics group by 1, 2, 3, 4, 5) x"
-      " group by 1, 2, 3, 4";
-  const std::string rollups = "select project_id, workflow_id, " + status +
-                              ", bucket_start, run_count, sum_ms::numeric, min_ms,"
-                              " max_ms, zero_count, sketch::text from " +
-                              table;
-  return db.scalar("select (select count(*) from (" + rows + " except " + rollups +
-                   ") a) + (select count(*) from (" + rollups + " except " + rows + ") b)");
-}
-
 void check_rollups_equal_rows(const TestDatabase& db) {
   CHECK(mismatches(db, "execution_time_rollups", "hour") == 0);
   CHECK(mismatches(db, "execution_time_rollups_daily", "day") == 0);
-  CHECK(mismatches(db, "execution_time_rollups_hourly_all", "hour", true) == 0);
-  CHECK(mismatches(db, "execution_time_rollups_daily_all", "day", true) == 0);
-  CHECK(mismatches(db, "execution_time_rollups_weekly_all", "week", true) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_hourly_all", "hour", Statuses::kMerged) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_daily_all", "day", Statuses::kMerged) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_weekly_all", "week", Statuses::kMerged) == 0);
   CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") > 0);
   for (int i = 0; i < 100 && bridge::Compactor::compact_once(db.url(), 500) > 0; ++i) {
   }
   CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") == 0);
   CHECK(mismatches(db, "execution_time_rollups_compacted", "hour") == 0);
   CHECK(mismatches(db, "execution_time_rollups_daily_compacted", "day") == 0);
-  CHECK(mismatches(db, "execution_time_rollups_hourly_all_compacted", "hour", true) == 0);
-  CHECK(mismatches(db, "execution_time_rollups_daily_all_compacted", "day", true) == 0);
-  CHECK(mismatches(db, "execution_time_rollups_weekly_all_compacted", "week", true) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_hourly_all_compacted", "hour", Statuses::kMerged) ==
+        0);
+  CHECK(mismatches(db, "execution_time_rollups_daily_all_compacted", "day", Statuses::kMerged) ==
+        0);
+  CHECK(mismatches(db, "execution_time_rollups_weekly_all_compacted", "week", Statuses::kMerged) ==
+        0);
 }
 
 // Runs of 12 workflows of 3 tenants, every status, over 30 hours across midnight and a week
