@@ -583,12 +583,14 @@ void LogicalCapture::run() {
           reader->handle(*msg);
         }
         account(reader->flush(*db, true), reader->confirmed);
+        // After each slice, not each round: a capture that cannot keep up never drains its
+        // round, and that is when the lag gauge (and its alert) must move.
+        if (std::chrono::steady_clock::now() >= next_lag) {
+          next_lag = std::chrono::steady_clock::now() + options_.lag_refresh;
+          metrics_->lag.set(check_slot(*db, options_));
+        }
         std::lock_guard lock(mutex_);
         if (stopping_) break;
-      }
-      if (std::chrono::steady_clock::now() >= next_lag) {
-        next_lag = std::chrono::steady_clock::now() + options_.lag_refresh;
-        metrics_->lag.set(check_slot(*db, options_));
       }
       // Until the next round the stream stays unread. The server ends a stream it hears
       // nothing from for wal_sender_timeout (60 s by default; capture.interval_ms may be as
