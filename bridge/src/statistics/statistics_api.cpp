@@ -189,26 +189,20 @@ HttpResponse timeout_response(int timeout_ms) {
 StatisticsApi::StatisticsApi(ConnectionPool& pool, StatisticsApiOptions options)
     : pool_(pool), options_(std::move(options)), caller_limit_(options_.max_in_flight_per_caller) {}
 
-void StatisticsApi::act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims,
-                                  const RequestDeadline& deadline) const {
-  const auto left = deadline.remaining().count();
-  if (left <= 0) throw RequestTimeout("the request's deadline passed");
-  tx.conn().prepare(detail::kAsCallerName, detail::kAsCallerSql);
-  tx.exec_prepared(detail::kAsCallerName, claims.claims_json, claims.subject, std::to_string(left));
-}
-
 bool StatisticsApi::may_read_project(const TenantClaims& claims, std::string_view project_id) {
   auto lease = pool_.acquire();
   try {
-    pqxx::read_transaction tx(lease.connection());
-    act_as_caller(tx, claims,
-                  RequestDeadline(std::chrono::milliseconds(options_.request_timeout_ms)));
+    pqxx::nontransaction tx(lease.connection());
+    const RequestDeadline deadline(std::chrono::milliseconds(options_.request_timeout_ms));
+    const StatisticsCaller caller{claims.claims_json, claims.subject};
+    const StatisticsQueryLimits limits{.deadline = &deadline, .caller = &caller};
     // The function the row level security policies use decides, not the C++.
-    const auto row = tx.exec_params1(
-        "select $1::uuid in (select meshhook_stats_caller_project_ids())", std::string(project_id));
-    const bool may = row[0].as<bool>();
-    tx.commit();
-    return may;
+    static const std::string kName = "statistics_may_read_project";
+    static const std::string kSql =
+        "select $1::uuid in (select meshhook_stats_caller_project_ids())";
+    return detail::run_statement(tx, limits, kName, kSql, std::string(project_id))
+        .at(0)[0]
+        .as<bool>();
   } catch (const pqxx::broken_connection&) {
     lease.discard();
     throw;

@@ -424,15 +424,13 @@ StatisticsQuery::StatisticsQuery(pqxx::transaction_base& tx, const StatisticsPar
   fractions_.erase(std::unique(fractions_.begin(), fractions_.end()), fractions_.end());
 }
 
-std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError>& errors,
-                                                      const StatisticsCaller* caller) {
+std::optional<ResolvedRange> StatisticsQuery::resolve(std::vector<ParameterError>& errors) {
   auto instant = [](const DateBound& b) -> std::optional<std::string> {
     if (!b.instant_us) return std::nullopt;
     return std::to_string(*b.instant_us);
   };
   const auto start_us = instant(params_.start);
   const auto end_us = instant(params_.end);
-  if (caller) limits_.caller = caller;
   ResolvedRange r;
   try {
     if (start_us && end_us && is_utc_name(params_.tz)) {

@@ -48,10 +48,6 @@ class StatisticsApi {
   bool may_read_project(const TenantClaims& claims, std::string_view project_id);
 
  private:
-  // The caller's claims and the reader role, for this transaction only; the statements that
-  // follow get the time the deadline leaves.
-  void act_as_caller(pqxx::transaction_base& tx, const TenantClaims& claims,
-                     const RequestDeadline& deadline) const;
   HttpResponse run(const HttpRequest& request, const TenantClaims& claims,
                    StatisticsEndpoint endpoint, bool histogram, const RequestDeadline& deadline);
 

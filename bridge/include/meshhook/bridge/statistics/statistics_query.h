@@ -96,10 +96,8 @@ class StatisticsQuery {
   /// has more time buckets than limits.max_buckets. Statements throw RequestTimeout or
   /// pqxx::sql_error 57014 once the deadline passes.
   /// A range of two UTC instants is resolved without a statement; dates or another tz ask
-  /// Postgres. A caller given here becomes limits.caller: this and every later statement
-  /// run as them.
-  std::optional<ResolvedRange> resolve(std::vector<ParameterError>& errors,
-                                       const StatisticsCaller* caller = nullptr);
+  /// Postgres (as limits.caller, if set).
+  std::optional<ResolvedRange> resolve(std::vector<ParameterError>& errors);
 
   /// The groups of [start_us, end_us), sorted by key, every group (no paging). The first
   /// call decides the method (exact, sketch) when params.exact is unset; later calls (the
