@@ -8,6 +8,7 @@
 #include <map>
 #include <pqxx/pqxx>
 #include <stdexcept>
+#include <string_view>
 
 #include "detail/embedded_sql.h"
 
@@ -196,8 +197,26 @@ bool install_meshhook_logical_capture(const std::string& url, const std::string&
   if (tx.exec1("select to_regclass('workflow_runs') is null")[0].as<bool>()) return false;
   tx.exec_params("select set_config('meshhook_stats.slot', $1, false)", slot);
   // Outside a transaction block: the slot is created before the publication is written.
-  tx.exec(std::string(embedded_sql("integrations/meshhook/capture_logical.sql")));
-  return true;
+  // Postgres 15 can fail creating a slot from PL/pgSQL while it waits for concurrent
+  // transactions ("snapshot reference ... is not owned by resource owner", SQLSTATE XX000,
+  // seen when parallel test databases were busy). The script is safe to repeat (a slot that
+  // was made before the error is found and kept), so it is run again.
+  const std::string script(embedded_sql("integrations/meshhook/capture_logical.sql"));
+  for (int attempt = 1;; ++attempt) {
+    try {
+      tx.exec(script);
+      return true;
+    } catch (const pqxx::sql_error& e) {
+      const bool snapshot_bug =
+          e.sqlstate() == "XX000" &&
+          std::string_view(e.what()).find("not owned by resource owner") != std::string_view::npos;
+      if (!snapshot_bug || attempt == 5) throw;
+      spdlog::warn(
+          "logical capture: Postgres failed creating the replication slot ({}); "
+          "trying again",
+          std::string(e.what()).substr(0, 120));
+    }
+  }
 }
 
 bool install_meshhook_capture(const std::string& url, bool trigger) {
