@@ -2,7 +2,13 @@
 # MeshHook finishing runs without capture, with the capture trigger and with the logical
 # capture, side by side in one run.
 #   bench/capture/run.sh DATABASE_URL [MESHHOOK_BIN] [CLIENTS] [SECONDS] [MODES]
-# MODES: "trigger logical" (default), "trigger" or "logical" (also CAPTURE_BENCH_MODES).
+# MODES: "trigger logical" (default), "trigger" or "logical" (also CAPTURE_BENCH_MODES); and
+# two floors that store nothing, to tell what either design costs before it stores a run:
+#   noop_trigger  the capture trigger's WHEN clause and a security definer plpgsql function
+#                 that returns at once (what any trigger capture pays at least);
+#   slot_only     capture_logical.sql's slot and publication streamed by pg_recvlogical into
+#                 /dev/null (what the WAL sender costs any logical capture; its CPU is printed
+#                 as the reader's).
 # Creates MeshHook's tables (tests/fixtures/meshhook_schema.sql) and 400,000 running runs in a
 # scratch database `meshhook_capture_bench` of that server (dropped first), migrates it, then
 # for each transaction shape (one run, two random runs) runs pgbench without any capture, then
@@ -153,6 +159,44 @@ with_logical() {  # shape -> "tps failed captured finished cpu"
   uninstall
   echo "$tps $failed $(counts) $(printf '%.2f+%.2f+%.2f' "$(echo "$d1 - $d0" | bc)" \
     "$(echo "$w1 - $w0" | bc)" "$(echo "$s1 - $s0" | bc)")"
+}
+
+with_noop_trigger() {  # shape -> "tps failed captured finished cpu"
+  psql "$url" -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+create function bench_noop_capture() returns trigger language plpgsql security definer
+  set search_path = pg_catalog, public, pg_temp as $$ begin return null; end $$;
+create trigger bench_noop_capture after update of status, finished_at on workflow_runs
+  for each row
+  when (new.status in ('succeeded', 'failed', 'canceled') and new.finished_at is not null
+        and new.started_at is not null
+        and (old.status is distinct from new.status or old.finished_at is distinct from new.finished_at))
+  execute function bench_noop_capture();
+SQL
+  reset
+  local tps failed
+  read -r tps failed < <(run "$1")
+  psql "$url" -qX -c "drop trigger bench_noop_capture on workflow_runs" \
+    -c "drop function bench_noop_capture()" >/dev/null
+  echo "$tps $failed 0 $(counts | cut -d' ' -f2) -"
+}
+
+with_slot_only() {  # shape -> "tps failed captured finished cpu"
+  PGOPTIONS="-c meshhook_stats.slot=$slot" psql "$url" -qX -v ON_ERROR_STOP=1 \
+    -f "$root/sql/integrations/meshhook/capture_logical.sql" >/dev/null 2>&1
+  reset
+  local recv tps failed wal w0 w1
+  recv=$(ls /usr/lib/postgresql/*/bin/pg_recvlogical 2>/dev/null | tail -1)
+  PGAPPNAME=meshhook-stats-capture-slot "${recv:-pg_recvlogical}" -d "$url" --slot "$slot" \
+    --start -o proto_version=1 -o publication_names=meshhook_stats_capture -f /dev/null &
+  local recv_pid=$!
+  for _ in $(seq 1 100); do [ "$(reader_pid)" != 0 ] && break; sleep 0.1; done
+  wal=$(reader_pid)
+  w0=$(cpu_seconds "$wal")
+  read -r tps failed < <(run "$1")
+  w1=$(cpu_seconds "$wal")
+  kill "$recv_pid" 2>/dev/null; wait "$recv_pid" 2>/dev/null || true
+  uninstall
+  echo "$tps $failed 0 $(counts | cut -d' ' -f2) $(printf '0+%.2f+0' "$(echo "$w1 - $w0" | bc)")"
 }
 
 printf '%-11s %-8s %10s %10s %7s %7s %9s %9s %s\n' shape mode "tps off" "tps on" failed ratio \
