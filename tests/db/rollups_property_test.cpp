@@ -253,6 +253,14 @@ TEST_CASE(
         0);
   CHECK(mismatches(db, "execution_time_rollups_weekly_all_compacted", "week", Statuses::kMerged) ==
         0);
+  // What the endpoint reads of each sketch (0018) is its text, through every fold and rebuild.
+  for (const std::string table :
+       {"execution_time_rollups_compacted", "execution_time_rollups_daily_compacted",
+        "execution_time_rollups_hourly_all_compacted", "execution_time_rollups_daily_all_compacted",
+        "execution_time_rollups_weekly_all_compacted"}) {
+    INFO(table);
+    CHECK(db.scalar("select count(*) from " + table + " where sketch_text <> sketch::text") == 0);
+  }
 
   // The endpoint, as the owner of every project: the sketch path's count, min, max and avg
   // come from the rollups and equal the rows; exact mode equals percentile_cont.
