@@ -3231,9 +3231,17 @@ $$;
 -- sketch, and which a read sends as it is (a copy). The pending deltas are few and still
 -- printed when read. Measured in docs/benchmarks.md.
 --
+-- With the text a busy key's row passes 2 kB, where Postgres starts compressing (pglz) the
+-- widest values of a row at every write and decompressing them at every read: the compactor,
+-- which rewrites the current hour's, day's and week's rows of every key it folds, spent twice
+-- as long a round once sketches were that wide (bench/compactor/fold.sh). So rows stay as they
+-- are up to nearly a page (toast_tuple_target 8160 bytes: a sketch of about 500 buckets and its
+-- text); wider ones are still compressed.
+--
 -- Adding a stored column rewrites each table under an ACCESS EXCLUSIVE lock, so reads of the
--- rollups and the compactor wait for it (about 20 s for 2 million hourly rows on 2 cores), and
--- the tables grow by about the size of their sketches: migrate at a quiet moment.
+-- rollups and the compactor wait for it (about 35 s for the 5 million rollup rows of 10 million
+-- runs on 2 cores), and the tables grow by about the size of their sketches: migrate at a quiet
+-- moment.
 
 -- The text of a sketch, exactly as sketch::text prints it ({{bucket,count},...}). int4 and
 -- array output do not depend on any setting, so the function is immutable, as a generated
@@ -3254,6 +3262,7 @@ begin
                              'execution_time_rollups_hourly_all_compacted',
                              'execution_time_rollups_daily_all_compacted',
                              'execution_time_rollups_weekly_all_compacted'] loop
+        execute format('alter table %I set (toast_tuple_target = 8160)', t);
         execute format('alter table %I add column sketch_text text not null '
                        'generated always as (meshhook_stats_sketch_text(sketch)) stored', t);
         execute format('comment on column %I.sketch_text is %L', t,
@@ -3281,4 +3290,4 @@ insert into meshhook_stats_migrations (version, name, checksum) values
     (15, 'cheaper_caller_projects', '7fe09e95693045b84cf38b3ae812b8c09301396fd6c0e0a0443d841936db8f92'),
     (16, 'logical_capture', '5309a9196639f6a3c9ee84c616852cfc83c83b79c96549316b340f5fbf8887ff'),
     (17, 'writer_appends_its_deltas', '61bbe047e7e30aa876e9c13debf8f55d68276eee0645c631aa3f728d17c10d3b'),
-    (18, 'rollup_sketch_text', 'd7a3d8f30adbe8619a413cc1b229a41479d39a386b516bdbce687fa58fb16ead');
+    (18, 'rollup_sketch_text', '4ac4eb5abba877ff70c1fa8c1e67c9ccebbeb8d424defb4656b44e38fd26a92a');

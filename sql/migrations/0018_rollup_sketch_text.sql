@@ -11,9 +11,17 @@
 -- sketch, and which a read sends as it is (a copy). The pending deltas are few and still
 -- printed when read. Measured in docs/benchmarks.md.
 --
+-- With the text a busy key's row passes 2 kB, where Postgres starts compressing (pglz) the
+-- widest values of a row at every write and decompressing them at every read: the compactor,
+-- which rewrites the current hour's, day's and week's rows of every key it folds, spent twice
+-- as long a round once sketches were that wide (bench/compactor/fold.sh). So rows stay as they
+-- are up to nearly a page (toast_tuple_target 8160 bytes: a sketch of about 500 buckets and its
+-- text); wider ones are still compressed.
+--
 -- Adding a stored column rewrites each table under an ACCESS EXCLUSIVE lock, so reads of the
--- rollups and the compactor wait for it (about 20 s for 2 million hourly rows on 2 cores), and
--- the tables grow by about the size of their sketches: migrate at a quiet moment.
+-- rollups and the compactor wait for it (about 35 s for the 5 million rollup rows of 10 million
+-- runs on 2 cores), and the tables grow by about the size of their sketches: migrate at a quiet
+-- moment.
 
 -- The text of a sketch, exactly as sketch::text prints it ({{bucket,count},...}). int4 and
 -- array output do not depend on any setting, so the function is immutable, as a generated
@@ -34,6 +42,7 @@ begin
                              'execution_time_rollups_hourly_all_compacted',
                              'execution_time_rollups_daily_all_compacted',
                              'execution_time_rollups_weekly_all_compacted'] loop
+        execute format('alter table %I set (toast_tuple_target = 8160)', t);
         execute format('alter table %I add column sketch_text text not null '
                        'generated always as (meshhook_stats_sketch_text(sketch)) stored', t);
         execute format('comment on column %I.sketch_text is %L', t,
