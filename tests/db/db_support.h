@@ -118,4 +118,34 @@ class TestDatabase {
   std::string url_;
 };
 
+// A login of its own (name: prefix, the pid and a random number; attributes as CREATE ROLE
+// takes them), dropped after the databases that name it: declare it before them.
+struct TestLogin {
+  std::string server, name;
+  TestLogin(std::string s, const std::string& prefix, const std::string& attributes)
+      : server(std::move(s)) {
+    std::random_device rd;
+    name = prefix + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000);
+    pqxx::connection c(server);
+    pqxx::nontransaction tx(c);
+    tx.exec("create role " + tx.quote_name(name) + " login " + attributes);
+  }
+  ~TestLogin() {
+    try {
+      pqxx::connection c(server);
+      pqxx::nontransaction tx(c);
+      tx.exec("drop role if exists " + tx.quote_name(name));
+    } catch (const std::exception&) {
+    }
+  }
+  TestLogin(const TestLogin&) = delete;
+  TestLogin& operator=(const TestLogin&) = delete;
+  // database_url with this login as its user.
+  std::string url(const std::string& database_url) const {
+    auto start = database_url.find("://") + 3;
+    auto at = database_url.find('@', start);
+    return database_url.substr(0, start) + name + database_url.substr(at);
+  }
+};
+
 }  // namespace meshhook::testing

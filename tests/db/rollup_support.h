@@ -4,6 +4,7 @@
 #include <string>
 
 #include "db_support.h"
+#include "meshhook/bridge/storage/compactor.h"
 
 namespace meshhook::testing {
 
@@ -32,6 +33,36 @@ inline long long mismatches(const TestDatabase& db, const std::string& table,
                               table;
   return db.scalar("select (select count(*) from (" + rows + " except " + rollups +
                    ") a) + (select count(*) from (" + rollups + " except " + rows + ") b)");
+}
+
+// Every level equals the rows: the views (compacted plus pending, with deltas still pending),
+// then, once the compactor has folded everything in rounds of up to `round` deltas, the
+// compacted tables alone, and what the endpoint reads of each sketch (0018) is its text.
+inline void check_every_level_equals_rows(const TestDatabase& db, int round) {
+  CHECK(mismatches(db, "execution_time_rollups", "hour") == 0);
+  CHECK(mismatches(db, "execution_time_rollups_daily", "day") == 0);
+  CHECK(mismatches(db, "execution_time_rollups_hourly_all", "hour", Statuses::kMerged) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_daily_all", "day", Statuses::kMerged) == 0);
+  CHECK(mismatches(db, "execution_time_rollups_weekly_all", "week", Statuses::kMerged) == 0);
+  CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") > 0);
+  for (int i = 0; i < 100 && meshhook::bridge::Compactor::compact_once(db.url(), round) > 0; ++i) {
+  }
+  CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") == 0);
+  CHECK(mismatches(db, "execution_time_rollups_compacted", "hour") == 0);
+  CHECK(mismatches(db, "execution_time_rollups_daily_compacted", "day") == 0);
+  CHECK(mismatches(db, "execution_time_rollups_hourly_all_compacted", "hour", Statuses::kMerged) ==
+        0);
+  CHECK(mismatches(db, "execution_time_rollups_daily_all_compacted", "day", Statuses::kMerged) ==
+        0);
+  CHECK(mismatches(db, "execution_time_rollups_weekly_all_compacted", "week", Statuses::kMerged) ==
+        0);
+  for (const std::string table :
+       {"execution_time_rollups_compacted", "execution_time_rollups_daily_compacted",
+        "execution_time_rollups_hourly_all_compacted", "execution_time_rollups_daily_all_compacted",
+        "execution_time_rollups_weekly_all_compacted"}) {
+    INFO(table);
+    CHECK(db.scalar("select count(*) from " + table + " where sketch_text <> sketch::text") == 0);
+  }
 }
 
 }  // namespace meshhook::testing

@@ -11,47 +11,20 @@
 
 #include "db_support.h"
 #include "meshhook/bridge/storage/batch_writer.h"
-#include "meshhook/bridge/storage/compactor.h"
 #include "meshhook/bridge/storage/migrations.h"
 #include "meshhook/bridge/storage/rollup_deltas.h"
 #include "meshhook/bridge/storage/spool.h"
 #include "meshhook/exporter/registry.h"
 #include "rollup_support.h"
 
-using meshhook::testing::mismatches;
-using meshhook::testing::Statuses;
+using meshhook::testing::check_every_level_equals_rows;
 using meshhook::testing::TempDir;
 using meshhook::testing::TestDatabase;
+using meshhook::testing::TestLogin;
 namespace bridge = meshhook::bridge;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A login of its own, dropped after the databases that name it (declare it first).
-struct OwnLogin {
-  std::string server, name;
-  OwnLogin(std::string s, const std::string& prefix, const std::string& attributes)
-      : server(std::move(s)) {
-    std::random_device rd;
-    name = prefix + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000);
-    pqxx::connection c(server);
-    pqxx::nontransaction tx(c);
-    tx.exec("create role " + tx.quote_name(name) + " login " + attributes);
-  }
-  ~OwnLogin() {
-    try {
-      pqxx::connection c(server);
-      pqxx::nontransaction tx(c);
-      tx.exec("drop role if exists " + tx.quote_name(name));
-    } catch (const std::exception&) {
-    }
-  }
-  std::string url(const std::string& database_url) const {
-    auto start = database_url.find("://") + 3;
-    auto at = database_url.find('@', start);
-    return database_url.substr(0, start) + name + database_url.substr(at);
-  }
-};
 
 template <typename Pred>
 bool eventually(Pred pred, std::chrono::milliseconds timeout = 60s) {
@@ -69,26 +42,6 @@ std::string bigint_array(const std::vector<std::int64_t>& values) {
   for (std::size_t i = 0; i < values.size(); ++i) s << (i ? "," : "") << values[i];
   s << '}';
   return s.str();
-}
-
-void check_rollups_equal_rows(const TestDatabase& db) {
-  CHECK(mismatches(db, "execution_time_rollups", "hour") == 0);
-  CHECK(mismatches(db, "execution_time_rollups_daily", "day") == 0);
-  CHECK(mismatches(db, "execution_time_rollups_hourly_all", "hour", Statuses::kMerged) == 0);
-  CHECK(mismatches(db, "execution_time_rollups_daily_all", "day", Statuses::kMerged) == 0);
-  CHECK(mismatches(db, "execution_time_rollups_weekly_all", "week", Statuses::kMerged) == 0);
-  CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") > 0);
-  for (int i = 0; i < 100 && bridge::Compactor::compact_once(db.url(), 500) > 0; ++i) {
-  }
-  CHECK(db.scalar("select count(*) from execution_time_rollup_deltas") == 0);
-  CHECK(mismatches(db, "execution_time_rollups_compacted", "hour") == 0);
-  CHECK(mismatches(db, "execution_time_rollups_daily_compacted", "day") == 0);
-  CHECK(mismatches(db, "execution_time_rollups_hourly_all_compacted", "hour", Statuses::kMerged) ==
-        0);
-  CHECK(mismatches(db, "execution_time_rollups_daily_all_compacted", "day", Statuses::kMerged) ==
-        0);
-  CHECK(mismatches(db, "execution_time_rollups_weekly_all_compacted", "week", Statuses::kMerged) ==
-        0);
 }
 
 // Runs of 12 workflows of 3 tenants, every status, over 30 hours across midnight and a week
@@ -187,7 +140,7 @@ void write_scenario(const TestDatabase& db, const std::string& url, bool expect_
         100);
   CHECK(db.scalar("select count(distinct date_trunc('hour', finished_at)) from "
                   "execution_time_statistics") > 40);
-  check_rollups_equal_rows(db);
+  check_every_level_equals_rows(db, 500);
 }
 
 }  // namespace
@@ -255,7 +208,7 @@ TEST_CASE("rollups of batches the writer appended deltas for equal a recount, ow
           "[db][writer]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
-  OwnLogin owner(server, "mhs_owner_", "createrole nosuperuser nobypassrls");
+  TestLogin owner(server, "mhs_owner_", "createrole nosuperuser nobypassrls");
   TestDatabase db(server);
   db.exec("alter database " + db.name() + " owner to " + owner.name);
   // The usual deployment: row level security applies to the owner, the staged path.
@@ -267,8 +220,8 @@ TEST_CASE("only the owner's sessions can make the trigger skip a statement's del
           "[db][writer]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
-  OwnLogin producer(server, "mhs_producer_",
-                    "nosuperuser nobypassrls in role meshhook_stats_writer");
+  TestLogin producer(server, "mhs_producer_",
+                     "nosuperuser nobypassrls in role meshhook_stats_writer");
   TestDatabase db(server);
   bridge::migrate(db.url());
   const std::string insert =

@@ -19,6 +19,7 @@
 
 using meshhook::testing::TempDir;
 using meshhook::testing::TestDatabase;
+using meshhook::testing::TestLogin;
 namespace bridge = meshhook::bridge;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -379,36 +380,11 @@ TEST_CASE("a run whose times the fast path cannot carry exactly goes the staged 
                   " where finished_at >= '2300-01-01T00:00:00Z'") == 1);
 }
 
-// A login of its own, dropped after the databases that name it (declare it first).
-struct TestLogin {
-  std::string server, name;
-  explicit TestLogin(std::string s) : server(std::move(s)) {
-    std::random_device rd;
-    name = "mhs_owner_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000);
-    pqxx::connection c(server);
-    pqxx::nontransaction tx(c);
-    tx.exec("create role " + tx.quote_name(name) + " login createrole nosuperuser nobypassrls");
-  }
-  ~TestLogin() {
-    try {
-      pqxx::connection c(server);
-      pqxx::nontransaction tx(c);
-      tx.exec("drop role if exists " + tx.quote_name(name));
-    } catch (const std::exception&) {
-    }
-  }
-  std::string url(const std::string& database_url) const {
-    auto start = database_url.find("://") + 3;
-    auto at = database_url.find('@', start);
-    return database_url.substr(0, start) + name + database_url.substr(at);
-  }
-};
-
 TEST_CASE("an owner under its own row level security writes through the staged path",
           "[db][writer]") {
   auto server = meshhook::testing::server_url();
   if (server.empty()) return;
-  TestLogin owner(server);
+  TestLogin owner(server, "mhs_owner_", "createrole nosuperuser nobypassrls");
   TestDatabase db(server);
   db.exec("alter database " + db.name() + " owner to " + owner.name);
   // The usual deployment: the daemon's login migrated and owns the tables, and row level
